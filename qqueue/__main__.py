@@ -1,0 +1,5 @@
+"""`python -m qqueue` runs the CLI."""
+
+from qqueue.cli import main
+
+main()

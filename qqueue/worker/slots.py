@@ -1,0 +1,94 @@
+"""The supervisor's handle on its slot processes: start, feed, watch and kill them.
+
+Slots are started from a forkserver that has already imported the execution code, so a replacement slot
+starts in milliseconds and never inherits the supervisor's database sockets (a forked copy of a libpq
+connection that is closed in the child would break the parent's).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.context
+import time
+from collections import deque
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from multiprocessing.sharedctypes import RawArray
+from typing import Any
+
+from qqueue.execution.registry import BUILTIN_MODULES
+from qqueue.worker import slot as slot_mod
+
+_context: multiprocessing.context.ForkServerContext | None = None
+
+
+def context() -> multiprocessing.context.ForkServerContext:
+    """The forkserver context, preloaded with the slot and the built-in kinds (qiskit included)."""
+    global _context
+    if _context is None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["qqueue.worker.slot", *BUILTIN_MODULES])
+        _context = ctx
+    return _context
+
+
+class SlotHandle:
+    """One slot process as the supervisor sees it: its pipe, shared state and the tasks sent to it."""
+
+    def __init__(self, index: int, imports: Sequence[str]) -> None:
+        ctx = context()
+        self.index = index
+        self.state: Any = RawArray("d", slot_mod.STATE_SIZE)
+        parent, child = ctx.Pipe(duplex=True)
+        self.conn: Connection = parent
+        self.proc = ctx.Process(
+            target=slot_mod.slot_main, args=(child, self.state, list(imports)), name=f"qqueue-slot-{index}",
+            daemon=True,
+        )
+        self.proc.start()
+        child.close()
+        self.started = time.monotonic()
+        #: Dispatch sequence numbers sent and not yet answered, in the order the slot will run them.
+        self.inflight: deque[int] = deque()
+        #: Why the supervisor killed it, if it did ("timeout", "cancel", "lost", "shutdown").
+        self.kill_reason: str | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The slot's process id."""
+        return self.proc.pid
+
+    def send(self, batch: list[tuple[int, str, dict[str, Any]]]) -> None:
+        """Queue a batch on the slot; it runs them in order."""
+        self.conn.send(batch)
+        self.inflight.extend(seq for seq, _, _ in batch)
+
+    def running(self) -> tuple[int, float] | None:
+        """(sequence number, monotonic start) of the task running now, or None between tasks."""
+        since = self.state[slot_mod.RUNNING_SINCE]
+        if since == 0.0:
+            return None
+        return int(self.state[slot_mod.RUNNING_SEQ]), since
+
+    def request_stop(self) -> None:
+        """Start no further task; unstarted ones come back as 'skipped'."""
+        self.state[slot_mod.STOP] = 1.0
+
+    def kill(self, reason: str) -> None:
+        """SIGKILL the slot; the supervisor notices through its sentinel."""
+        if self.kill_reason is None:
+            self.kill_reason = reason
+        if self.proc.is_alive():
+            self.proc.kill()
+
+    def close(self, timeout_s: float = 2.0) -> None:
+        """Ask the slot to exit, then make sure it did."""
+        try:
+            self.conn.send(None)
+        except (OSError, ValueError):
+            pass
+        self.proc.join(timeout_s)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()

@@ -1,0 +1,224 @@
+-- Named queries on qqueue.tasks. Each header is `-- name: NAME :FETCH`, FETCH being one of
+-- :one (first row or None), :many (all rows), :exec (no rows). Loaded by qqueue/db.py.
+-- Every state change writes its qqueue.task_events rows in the same statement (data-modifying CTEs),
+-- so the history cannot disagree with the task row.
+-- Batches arrive as one JSON array (jsonb_to_recordset): one round trip and one statement for any size.
+
+-- name: task_cancel :one
+-- Pending tasks are cancelled at once. Running ones get a cancel request; their worker is told by NOTIFY
+-- (and by its next lease renewal, should the notification be missed), stops the slot and records 'cancelled'.
+WITH target AS (
+    SELECT id, status FROM qqueue.tasks WHERE id = %(id)s FOR UPDATE
+), cancelled AS (
+    UPDATE qqueue.tasks t
+    SET status = 'cancelled', finished_at = now(), updated_at = now()
+    FROM target
+    WHERE t.id = target.id AND target.status = 'pending'
+    RETURNING t.id, t.attempt
+), requested AS (
+    UPDATE qqueue.tasks t
+    SET cancel_requested_at = coalesce(t.cancel_requested_at, now()), updated_at = now()
+    FROM target
+    WHERE t.id = target.id AND target.status = 'running'
+    RETURNING t.id
+), events AS (
+    INSERT INTO qqueue.task_events (task_id, status, attempt, note)
+    SELECT id, 'cancelled', attempt, 'cancelled while pending' FROM cancelled
+), notified AS (
+    SELECT pg_notify('qqueue_cancel_v1', id::text) FROM requested
+)
+SELECT target.status AS previous_status,
+       EXISTS (SELECT FROM cancelled) AS cancelled,
+       (SELECT count(*) FROM notified) > 0 AS cancel_requested
+FROM target;
+
+-- name: task_claim :many
+-- LIMIT and SKIP LOCKED stay inside the CTE: it fences the planner, which could otherwise lock more rows
+-- than the limit. The partial pending index serves the ORDER BY, so cost does not grow with finished rows.
+WITH due AS (
+    SELECT id
+    FROM qqueue.tasks
+    WHERE status = 'pending' AND queue = ANY(%(queues)s::text[]) AND run_at <= now()
+    ORDER BY priority DESC, run_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE qqueue.tasks t
+    SET status = 'running',
+        attempt = t.attempt + 1,
+        worker_id = %(worker_id)s,
+        lease_expires_at = now() + make_interval(secs => %(lease_s)s),
+        started_at = now(),
+        updated_at = now()
+    FROM due
+    WHERE t.id = due.id
+    RETURNING t.id, t.kind, t.payload, t.attempt, t.max_attempts, t.timeout_s, t.correlation_id,
+              t.priority, t.run_at
+), events AS (
+    INSERT INTO qqueue.task_events (task_id, status, attempt, worker_id)
+    SELECT id, 'running', attempt, %(worker_id)s FROM claimed
+)
+SELECT id, kind, payload, attempt, max_attempts, timeout_s, correlation_id
+FROM claimed
+ORDER BY priority DESC, run_at, id;
+
+-- name: task_complete_many :many
+-- Fenced on (id, attempt, worker, running): a worker whose lease lapsed and whose task was claimed again
+-- elsewhere matches nothing here, so it can never overwrite the newer attempt.
+WITH done AS (
+    SELECT * FROM jsonb_to_recordset(%(results)s::jsonb) AS d(id uuid, attempt integer, result jsonb, timings jsonb)
+), updated AS (
+    UPDATE qqueue.tasks t
+    SET status = 'completed', result = d.result, timings = d.timings, error = NULL,
+        lease_expires_at = NULL, finished_at = now(), updated_at = now()
+    FROM done d
+    WHERE t.id = d.id AND t.attempt = d.attempt AND t.worker_id = %(worker_id)s AND t.status = 'running'
+    RETURNING t.id, t.attempt
+), events AS (
+    INSERT INTO qqueue.task_events (task_id, status, attempt, worker_id)
+    SELECT id, 'completed', attempt, %(worker_id)s FROM updated
+)
+SELECT id FROM updated;
+
+-- name: task_fail_many :many
+-- A failure with a retry delay goes back to 'pending' at now() + delay while attempts remain; anything else
+-- is final. Fenced like completion.
+WITH f AS (
+    SELECT f.*, t.attempt < t.max_attempts AND f.retry_delay_s IS NOT NULL AS will_retry
+    FROM jsonb_to_recordset(%(failures)s::jsonb)
+         AS f(id uuid, attempt integer, error jsonb, timings jsonb, retry_delay_s double precision)
+    JOIN qqueue.tasks t ON t.id = f.id
+), updated AS (
+    UPDATE qqueue.tasks t
+    SET status = CASE WHEN f.will_retry THEN 'pending' ELSE 'failed' END::qqueue.task_status,
+        run_at = CASE WHEN f.will_retry THEN now() + make_interval(secs => f.retry_delay_s) ELSE t.run_at END,
+        finished_at = CASE WHEN f.will_retry THEN NULL ELSE now() END,
+        error = f.error, timings = f.timings, lease_expires_at = NULL, updated_at = now()
+    FROM f
+    WHERE t.id = f.id AND t.attempt = f.attempt AND t.worker_id = %(worker_id)s AND t.status = 'running'
+    RETURNING t.id, t.status, t.attempt, t.run_at, f.error ->> 'message' AS note
+), events AS (
+    INSERT INTO qqueue.task_events (task_id, status, attempt, worker_id, note)
+    SELECT id, status, attempt, %(worker_id)s, note FROM updated
+)
+SELECT id, status, run_at FROM updated;
+
+-- name: task_finish_cancelled_many :many
+-- The worker stopped these on request; fenced like completion.
+WITH c AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(attempts)s::integer[]) AS c(id, attempt)
+), updated AS (
+    UPDATE qqueue.tasks t
+    SET status = 'cancelled', lease_expires_at = NULL, finished_at = now(), updated_at = now()
+    FROM c
+    WHERE t.id = c.id AND t.attempt = c.attempt AND t.worker_id = %(worker_id)s AND t.status = 'running'
+    RETURNING t.id, t.attempt
+), events AS (
+    INSERT INTO qqueue.task_events (task_id, status, attempt, worker_id, note)
+    SELECT id, 'cancelled', attempt, %(worker_id)s, 'cancelled while running' FROM updated
+)
+SELECT id FROM updated;
+
+-- name: task_get :one
+SELECT * FROM qqueue.tasks WHERE id = %(id)s;
+
+-- name: task_get_by_idempotency_key :one
+SELECT id FROM qqueue.tasks WHERE idempotency_key = %(key)s;
+
+-- name: task_get_events :many
+SELECT status, at, attempt, worker_id, note FROM qqueue.task_events WHERE task_id = %(id)s ORDER BY id;
+
+-- name: task_insert_many :many
+-- The insert trigger writes the 'pending' history rows and one NOTIFY per queue for the whole statement.
+-- An idempotency key already present inserts nothing; the caller looks the existing task up.
+INSERT INTO qqueue.tasks (id, queue, kind, priority, payload, profile, max_attempts, run_at, timeout_s,
+                          idempotency_key, correlation_id, tags, metadata)
+SELECT t.id, t.queue, t.kind, t.priority, t.payload, t.profile, t.max_attempts,
+       coalesce(t.run_at, now() + make_interval(secs => coalesce(t.delay_s, 0))),
+       t.timeout_s, t.idempotency_key, t.correlation_id, t.tags, t.metadata
+FROM jsonb_to_recordset(%(tasks)s::jsonb) AS t(
+    id uuid, queue text, kind text, priority smallint, payload jsonb, profile jsonb, max_attempts integer,
+    run_at timestamptz, delay_s double precision, timeout_s double precision, idempotency_key text,
+    correlation_id text, tags text[], metadata jsonb)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id, created_at, run_at;
+
+-- name: task_next_run_at :one
+-- When nothing is due, how long may a worker sleep? Until the earliest future task of its queues.
+SELECT min(run_at) AS next_run_at
+FROM qqueue.tasks
+WHERE status = 'pending' AND queue = ANY(%(queues)s::text[]);
+
+-- name: task_purge_finished :one
+-- In bounded batches so a large purge never holds locks for long; events go with their task (cascade).
+WITH doomed AS (
+    SELECT id FROM qqueue.tasks
+    WHERE finished_at < now() - make_interval(secs => %(older_than_s)s)
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM qqueue.tasks t USING doomed WHERE t.id = doomed.id RETURNING 1
+)
+SELECT count(*) AS deleted FROM gone;
+
+-- name: task_reclaim_expired :many
+-- Any worker runs this: tasks whose owner stopped renewing (SIGKILL, lost machine, partition) go back to
+-- 'pending', or to 'failed' once attempts are spent, or to 'cancelled' if a cancel was already asked for.
+WITH expired AS (
+    SELECT id,
+           CASE WHEN cancel_requested_at IS NOT NULL THEN 'cancelled'
+                WHEN attempt >= max_attempts THEN 'failed'
+                ELSE 'pending' END::qqueue.task_status AS next_status,
+           jsonb_build_object(
+               'type', 'LeaseExpired',
+               'message', 'worker ' || worker_id || ' stopped renewing its lease (it crashed or lost the database)',
+               'retryable', true) AS error
+    FROM qqueue.tasks
+    WHERE status = 'running' AND lease_expires_at < now()
+    ORDER BY lease_expires_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), updated AS (
+    UPDATE qqueue.tasks t
+    SET status = e.next_status,
+        error = CASE WHEN e.next_status = 'cancelled' THEN t.error ELSE e.error END,
+        run_at = CASE WHEN e.next_status = 'pending' THEN now() ELSE t.run_at END,
+        finished_at = CASE WHEN e.next_status = 'pending' THEN NULL ELSE now() END,
+        lease_expires_at = NULL, updated_at = now()
+    FROM expired e
+    WHERE t.id = e.id
+    RETURNING t.id, t.status, t.attempt, t.worker_id, e.error ->> 'message' AS note
+), events AS (
+    INSERT INTO qqueue.task_events (task_id, status, attempt, worker_id, note)
+    SELECT id, status, attempt, worker_id, note FROM updated
+)
+SELECT id, status, attempt FROM updated;
+
+-- name: task_release_many :many
+-- Graceful shutdown: tasks this worker holds but will not finish go back to 'pending' at once. The attempt
+-- is given back too: the task did not fail, its worker left.
+WITH r AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(attempts)s::integer[]) AS r(id, attempt)
+), updated AS (
+    UPDATE qqueue.tasks t
+    SET status = 'pending', attempt = t.attempt - 1, run_at = now(), lease_expires_at = NULL, updated_at = now()
+    FROM r
+    WHERE t.id = r.id AND t.attempt = r.attempt AND t.worker_id = %(worker_id)s AND t.status = 'running'
+    RETURNING t.id, t.attempt
+), events AS (
+    INSERT INTO qqueue.task_events (task_id, status, attempt, worker_id, note)
+    SELECT id, 'pending', attempt, %(worker_id)s, %(note)s FROM updated
+)
+SELECT id FROM updated;
+
+-- name: task_renew_leases :many
+-- One statement renews every lease a worker holds. Rows that do not come back were lost (reclaimed
+-- elsewhere): the worker must stop working on them. cancel_requested tells it which to stop now.
+WITH held AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(attempts)s::integer[]) AS h(id, attempt)
+)
+UPDATE qqueue.tasks t
+SET lease_expires_at = now() + make_interval(secs => %(lease_s)s)
+FROM held h
+WHERE t.id = h.id AND t.attempt = h.attempt AND t.worker_id = %(worker_id)s AND t.status = 'running'
+RETURNING t.id, t.cancel_requested_at IS NOT NULL AS cancel_requested;
