@@ -233,6 +233,9 @@ class Supervisor:
             running = slot.running()
             if running is not None:
                 deadlines.append(running[1] + self._timeout_of(self.by_seq.get(running[0])))
+            elif slot.inflight:
+                # Sent but not started yet: look again shortly, or its timeout clock would go unwatched.
+                deadlines.append(now + 0.05)
         return max(0.0, min(deadlines) - now)
 
     def _wait(self, timeout: float) -> None:
