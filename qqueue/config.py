@@ -35,9 +35,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Slow poll backstop for lost notifications; LISTEN/NOTIFY wakes workers at once otherwise.
     poll_interval_s: float = 5.0
     #: Most tasks claimed in one statement.
-    claim_batch: int = 200
+    claim_batch: int = 500
     #: Tasks handed to a slot at once; small keeps latency fair, large cuts pipe overhead.
-    slot_batch: int = 50
+    slot_batch: int = 200
     #: Seconds a stopping worker waits for running tasks before handing them back.
     grace_s: float = 30.0
     #: Execution time limit for tasks that set none.

@@ -23,9 +23,11 @@ def all_finished(conn, total: int) -> bool:
 
 def test_many_workers_complete_every_task_exactly_once(conn, start_worker):
     total = 5000
-    ids = [t.id for t in q.enqueue_many(conn, [TaskSpec(kind="noop") for _ in range(total)])]
     for _ in range(4):
         start_worker("--concurrency", "1")
+    # All four are listening before the burst arrives, so they really race for it.
+    wait_until(lambda: live_workers(conn) == 4, timeout_s=60)
+    ids = [t.id for t in q.enqueue_many(conn, [TaskSpec(kind="noop") for _ in range(total)])]
     wait_until(lambda: all_finished(conn, total), timeout_s=120)
     assert status_counts(conn) == {"completed": total}
     rows = conn.execute(
