@@ -13,16 +13,16 @@ CREATE TABLE IF NOT EXISTS qqueue.schema_migrations (
     applied_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- name: migration_ledger_exists :one
+-- Asked first, so a database that was never migrated gets a clear message rather than a missing-table error.
+SELECT to_regclass('qqueue.schema_migrations') IS NOT NULL AS present;
+
 -- name: migration_lock :exec
 -- Session-level lock: held across the per-migration transactions, so two `qqueue migrate` runs serialise.
 SELECT pg_advisory_lock(hashtext('qqueue.migrate')::bigint);
 
 -- name: migration_record :exec
 INSERT INTO qqueue.schema_migrations (version, name, checksum) VALUES (%(version)s, %(name)s, %(checksum)s);
-
--- name: migration_ledger_exists :one
--- Asked first, so a database that was never migrated gets a clear message rather than a missing-table error.
-SELECT to_regclass('qqueue.schema_migrations') IS NOT NULL AS present;
 
 -- name: migration_unlock :exec
 SELECT pg_advisory_unlock(hashtext('qqueue.migrate')::bigint);
