@@ -26,9 +26,11 @@ WITH target AS (
     SELECT id, 'cancelled', attempt, 'cancelled while pending' FROM cancelled
 ), notified AS (
     SELECT pg_notify('qqueue_cancel_v1', id::text) FROM requested
+), finished AS (
+    SELECT pg_notify('qqueue_finished_v1', id::text) FROM cancelled
 )
 SELECT target.status AS previous_status,
-       EXISTS (SELECT FROM cancelled) AS cancelled,
+       (SELECT count(*) FROM finished) > 0 AS cancelled,
        (SELECT count(*) FROM notified) > 0 AS cancel_requested
 FROM target;
 
@@ -77,8 +79,14 @@ WITH done AS (
 ), events AS (
     INSERT INTO qqueue.task_events (task_id, status, attempt, worker_id)
     SELECT id, 'completed', attempt, %(worker_id)s FROM updated
+), finished AS (
+    -- Wakes API long-polls: the ids when few, '*' (re-check every waiter) when many. One NOTIFY per statement.
+    SELECT pg_notify('qqueue_finished_v1',
+                     CASE WHEN count(*) <= 100 THEN string_agg(id::text, ',') ELSE '*' END)
+    FROM updated
+    HAVING count(*) > 0
 )
-SELECT id FROM updated;
+SELECT id FROM updated, (SELECT count(*) FROM finished) AS n;
 
 -- name: task_fail_many :many
 -- A failure with a retry delay goes back to 'pending' at now() + delay while attempts remain; anything else
@@ -100,8 +108,14 @@ WITH f AS (
 ), events AS (
     INSERT INTO qqueue.task_events (task_id, status, attempt, worker_id, note)
     SELECT id, status, attempt, %(worker_id)s, note FROM updated
+), finished AS (
+    -- Wakes API long-polls: the ids when few, '*' (re-check every waiter) when many. One NOTIFY per statement.
+    SELECT pg_notify('qqueue_finished_v1',
+                     CASE WHEN count(*) <= 100 THEN string_agg(id::text, ',') ELSE '*' END)
+    FROM updated WHERE status = 'failed'
+    HAVING count(*) > 0
 )
-SELECT id, status, run_at FROM updated;
+SELECT id, status, run_at FROM updated, (SELECT count(*) FROM finished) AS n;
 
 -- name: task_finish_cancelled_many :many
 -- The worker stopped these on request; fenced like completion.
@@ -116,8 +130,14 @@ WITH c AS (
 ), events AS (
     INSERT INTO qqueue.task_events (task_id, status, attempt, worker_id, note)
     SELECT id, 'cancelled', attempt, %(worker_id)s, 'cancelled while running' FROM updated
+), finished AS (
+    -- Wakes API long-polls: the ids when few, '*' (re-check every waiter) when many. One NOTIFY per statement.
+    SELECT pg_notify('qqueue_finished_v1',
+                     CASE WHEN count(*) <= 100 THEN string_agg(id::text, ',') ELSE '*' END)
+    FROM updated
+    HAVING count(*) > 0
 )
-SELECT id FROM updated;
+SELECT id FROM updated, (SELECT count(*) FROM finished) AS n;
 
 -- name: task_get :one
 SELECT * FROM qqueue.tasks WHERE id = %(id)s;
@@ -191,8 +211,14 @@ WITH expired AS (
 ), events AS (
     INSERT INTO qqueue.task_events (task_id, status, attempt, worker_id, note)
     SELECT id, status, attempt, worker_id, note FROM updated
+), finished AS (
+    -- Wakes API long-polls: the ids when few, '*' (re-check every waiter) when many. One NOTIFY per statement.
+    SELECT pg_notify('qqueue_finished_v1',
+                     CASE WHEN count(*) <= 100 THEN string_agg(id::text, ',') ELSE '*' END)
+    FROM updated WHERE status <> 'pending'
+    HAVING count(*) > 0
 )
-SELECT id, status, attempt FROM updated;
+SELECT id, status, attempt FROM updated, (SELECT count(*) FROM finished) AS n;
 
 -- name: task_release_many :many
 -- Graceful shutdown: tasks this worker holds but will not finish go back to 'pending' at once. The attempt

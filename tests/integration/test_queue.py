@@ -285,3 +285,19 @@ def test_migrations_run_concurrently_apply_once(server_url):
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+
+
+def test_every_terminal_transition_notifies_waiters_once_per_statement(conn, db_url):
+    ids = [t.id for t in q.enqueue_many(conn, [TaskSpec(kind="noop", max_attempts=1) for _ in range(4)])]
+    with db.connection(db_url) as listener:
+        listener.execute("LISTEN qqueue_finished_v1")
+        q.cancel(conn, ids[0])
+        claimed = claim(conn)
+        q.complete_many(conn, worker_id=W1, done=[q.Completion(id=claimed[0].id, attempt=1, result=None),
+                                                  q.Completion(id=claimed[1].id, attempt=1, result=None)])
+        q.fail_many(conn, worker_id=W1, failed=[q.Failure(id=claimed[2].id, attempt=1, error={
+            "type": "X", "message": "x"}, retry_delay_s=None)])
+        payloads = [n.payload for n in listener.notifies(timeout=1, stop_after=3)]
+    assert payloads[0] == str(ids[0])
+    assert set(payloads[1].split(",")) == {str(claimed[0].id), str(claimed[1].id)}
+    assert payloads[2] == str(claimed[2].id)
