@@ -169,6 +169,8 @@ def start_worker(db_url: str) -> Iterator[Callable[..., WorkerProcess]]:
     for worker in started:
         if worker.proc.poll() is None:
             worker.kill_all()
+        # Captured by pytest and shown only when the test failed.
+        print(f"--- worker {worker.pid} output ---\n{worker.output()}")
         worker.log.close()
 
 

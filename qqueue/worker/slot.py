@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import queue
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
@@ -76,14 +78,23 @@ def slot_main(conn: Connection, state: Sequence[float], imports: Sequence[str]) 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     registry.load(imports)
+    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    # Always drain the pipe, even mid-batch: otherwise a large batch sent by the supervisor and a large result
+    # sent by this slot could each wait for the other to read, and both would block forever.
+    threading.Thread(target=_receive, args=(conn, inbox), name="slot-inbox", daemon=True).start()
+    while (batch := inbox.get()) is not None:
+        _run_batch(conn, state, batch)
+
+
+def _receive(conn: Connection, inbox: queue.SimpleQueue[Any]) -> None:
     while True:
         try:
-            batch = conn.recv()
+            message = conn.recv()
         except (EOFError, OSError):
+            message = None
+        inbox.put(message)
+        if message is None:
             return
-        if batch is None:
-            return
-        _run_batch(conn, state, batch)
 
 
 def _run_batch(conn: Connection, state: Any, batch: list[tuple[int, str, dict[str, Any]]]) -> None:
