@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -65,9 +67,20 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _url(settings: Settings) -> str:
-    from qqueue.embedded import database_url
+    """The configured database, or the embedded one, which is ours alone and so is migrated on the spot."""
+    if settings.database_url:
+        return settings.database_url
+    from qqueue import db
+    from qqueue import migrate as migrations
+    from qqueue.embedded import start
 
-    return _guard(lambda: database_url(settings.database_url, settings.data_dir))
+    def run() -> str:
+        url = start(settings.data_dir, keep_running=True)
+        with db.connection(url) as conn:
+            migrations.migrate(conn)
+        return url
+
+    return _guard(run)
 
 
 @app.command()
@@ -187,9 +200,16 @@ def main() -> None:
     logging.captureWarnings(True)
     try:
         app()
-    except QQueueError as exc:  # pragma: no cover - commands guard themselves; this is the last net
+    except QQueueError as exc:  # commands guard themselves; this is the last net
         typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
         sys.exit(1)
+    except Exception as exc:  # a bug: still one line for the user, the details for whoever debugs it
+        if os.environ.get("QQUEUE_LOG_LEVEL", "").upper() == "DEBUG":
+            traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [""])[0]
+        typer.secho(f"error: unexpected {type(exc).__name__}: {first} (set QQUEUE_LOG_LEVEL=DEBUG for details)",
+                    err=True, fg=typer.colors.RED)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,3 @@ def start(data_dir: str | Path, *, keep_running: bool = False) -> str:
             raise DatabaseUnavailableError(f"could not start the embedded PostgreSQL in {pgdata}: {exc}") from exc
     return server.get_uri()
 
-
-def database_url(configured: str | None, data_dir: str | Path, *, keep_running: bool = True) -> str:
-    """The configured URL, or the embedded server's when none is configured."""
-    return configured or start(data_dir, keep_running=keep_running)
