@@ -331,7 +331,7 @@ class Supervisor:
                         self._take_inflight(slot, seq)
                         held = self._forget(seq)
                         if held is not None and not held.lost:
-                            self.to_release.append(held.token)
+                            (self.to_cancel if held.cancel else self.to_release).append(held.token)
         except (EOFError, OSError):
             pass  # the sentinel tells us it died
 
