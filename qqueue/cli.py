@@ -117,6 +117,7 @@ def worker(
     poll_interval_s: Annotated[float | None, typer.Option(help="Backstop poll when no notification comes.")] = None,
     grace_s: Annotated[float | None, typer.Option(help="On SIGTERM, how long running tasks may finish.")] = None,
     import_: Annotated[list[str] | None, typer.Option("--import", help="Module registering more task kinds.")] = None,
+    retention: Annotated[str | None, typer.Option(help="Purge finished tasks older than this, e.g. 7d.")] = None,
     burst: Annotated[bool, typer.Option("--burst", help="Exit once nothing is due (drain and stop).")] = False,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = None,
 ) -> None:
@@ -129,7 +130,7 @@ def worker(
 
     settings = _settings(database_url=database_url, data_dir=data_dir, concurrency=concurrency, queues=queue,
                          lease_s=lease_s, poll_interval_s=poll_interval_s, grace_s=grace_s, imports=import_,
-                         log_level=log_level)
+                         log_level=log_level, retention_s=_guard(lambda: parse_age(retention)) if retention else None)
     setup_logging(settings.log_level)
     url = _url(settings)
     code = _guard(lambda: Supervisor(settings, url, burst=burst).run())
@@ -166,6 +167,46 @@ def dev(
                 fg=typer.colors.GREEN, err=True)
     code = _guard(lambda: Supervisor(settings, url).run())
     raise typer.Exit(code)
+
+
+@app.command()
+def purge(
+    older_than: Annotated[str, typer.Option("--older-than", help="Age such as 7d, 12h, 30m or 3600 (seconds).")],
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Delete finished tasks (completed, failed, cancelled) older than an age, with their history.
+
+    Example: qqueue purge --older-than 7d
+    """
+    from qqueue import db
+    from qqueue import queue as q
+
+    seconds = _guard(lambda: parse_age(older_than))
+    url = _url(_settings(database_url=database_url, data_dir=data_dir))
+
+    def run() -> int:
+        with db.connection(url) as conn:
+            return q.purge_finished(conn, older_than_s=seconds)
+
+    typer.echo(f"purged {_guard(run)} finished tasks older than {older_than}")
+
+
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_age(text: str) -> float:
+    """'90' (seconds), '15m', '12h', '7d' or '2w' as seconds; raises ConfigError otherwise."""
+    from qqueue.errors import ConfigError
+
+    value, unit = (text[:-1], text[-1]) if text and text[-1] in _AGE_UNITS else (text, "s")
+    try:
+        seconds = float(value) * _AGE_UNITS[unit]
+    except ValueError:
+        raise ConfigError(f"cannot read age {text!r}; use e.g. 3600, 30m, 12h or 7d") from None
+    if seconds < 0:
+        raise ConfigError("an age cannot be negative")
+    return seconds
 
 
 @bench_app.command("queue")

@@ -45,6 +45,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Exponential retry backoff: base * 2**(attempt-1), capped, with +-50% jitter.
     retry_base_s: float = 1.0
     retry_cap_s: float = 300.0
+    #: Finished tasks older than this are deleted by workers (about once a minute); None keeps them forever.
+    retention_s: float | None = None
     #: Extra modules a worker imports to register task kinds.
     imports: list[str] = msgspec.field(default_factory=list)
     #: Every connection sets these so a stuck query or an abandoned transaction cannot pin the queue.
@@ -59,6 +61,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError("lease_s must be at least 1 second")
         if self.poll_interval_s <= 0 or self.claim_batch < 1 or self.slot_batch < 1:
             raise ConfigError("poll_interval_s, claim_batch and slot_batch must be positive")
+        if self.retention_s is not None and self.retention_s < 60:
+            raise ConfigError("retention_s must be at least 60 seconds")
         if not self.queues:
             raise ConfigError("at least one queue is required")
 

@@ -44,6 +44,9 @@ TARGET_BATCH_S = 0.010
 #: Slots that die this many times in a row without running anything mean a broken setup, not bad luck.
 CRASH_LOOP_LIMIT = 5
 
+PURGE_BATCH = 5000
+PURGE_INTERVAL_S = 60.0
+
 EXIT_OK = 0
 EXIT_SLOTS_CRASH_LOOP = 3
 
@@ -107,6 +110,7 @@ class Supervisor:
         self.next_renew = now + self._renew_interval()
         self.next_reclaim = now
         self.next_poll = now + settings.poll_interval_s
+        self.next_purge = now
         self._signals = 0
         self.exit_code = EXIT_OK
         self._wake_r, self._wake_w = socket.socketpair()
@@ -212,6 +216,13 @@ class Supervisor:
                 log.warning("reclaimed tasks with expired leases", extra={"count": len(reclaimed)})
                 self.maybe_due = True
             self.next_reclaim = now + max(1.0, self.settings.lease_s / 2)
+        if self.settings.retention_s is not None and now >= self.next_purge:
+            # One bounded batch per pass keeps the loop responsive; a backlog is worked off over several passes.
+            purged = db.run(self.conn, "task_purge_finished", older_than_s=self.settings.retention_s,
+                            limit=PURGE_BATCH)["deleted"]
+            self.next_purge = now + (1.0 if purged == PURGE_BATCH else PURGE_INTERVAL_S)
+            if purged:
+                log.info("purged finished tasks past retention", extra={"count": purged})
         if now >= self.next_poll or (self.next_due_at is not None and now >= self.next_due_at):
             self.maybe_due = True
             self.next_poll = now + self.settings.poll_interval_s
