@@ -138,6 +138,29 @@ def worker(
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="QQUEUE_HOST", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="QQUEUE_PORT", min=0, max=65535, help="TCP port.")] = 8000,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /schema).
+
+    Example: qqueue serve --host 0.0.0.0 --port 8000
+    """
+    import uvicorn
+
+    from qqueue.api.app import create_app
+    from qqueue.logs import setup_logging
+
+    settings = _settings(database_url=database_url, data_dir=data_dir, log_level=log_level)
+    setup_logging(settings.log_level)
+    url = _url(settings)
+    uvicorn.run(create_app(settings, url), host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
 def dev(
     data_dir: DataDir = None,
     concurrency: Concurrency = None,
