@@ -215,6 +215,39 @@ def purge(
     typer.echo(f"purged {_guard(run)} finished tasks older than {older_than}")
 
 
+@app.command()
+def check(
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Prove the queue's invariants on the database: each task ends once, one completion per completed task,
+    counts sum to shots, no older attempt overwrote a newer one. Exits 1 when any is broken.
+
+    Example: qqueue check --json
+    """
+    import msgspec
+
+    from qqueue import db
+    from qqueue.invariants import check as run_check
+
+    url = _url(_settings(database_url=database_url, data_dir=data_dir))
+
+    def run() -> Any:
+        with db.connection(url) as conn:
+            return run_check(conn)
+
+    report = _guard(run)
+    if as_json:
+        typer.echo(msgspec.json.encode({"ok": report.ok, **msgspec.structs.asdict(report)}).decode())
+    else:
+        for v in report.violations:
+            typer.echo(f"{v['task_id']}  {v['violation']}")
+        typer.echo(f"{'OK' if report.ok else 'BROKEN'}: {len(report.violations)} violations, "
+                   f"{report.unfinished} tasks still pending or running")
+    raise typer.Exit(0 if report.ok else 1)
+
+
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 

@@ -10,10 +10,16 @@ from datetime import UTC, datetime
 import pytest
 
 from qqueue import queue as q
+from qqueue.invariants import check
 from qqueue.tasks import TaskSpec
 from tests.conftest import live_workers, status_counts, wait_until
 
 pytestmark = pytest.mark.slow
+
+
+def assert_invariants(conn) -> None:
+    report = check(conn)
+    assert report.violations == []
 
 
 def all_finished(conn, total: int) -> bool:
@@ -39,6 +45,7 @@ def test_many_workers_complete_every_task_exactly_once(conn, start_worker):
     assert {tuple(r) for r in rows} == {(1, 1, 1)}
     # The load really was shared.
     assert conn.execute("SELECT count(DISTINCT worker_id) FROM qqueue.tasks").fetchone()[0] == 4
+    assert_invariants(conn)
 
 
 def test_tasks_of_a_sigkilled_worker_are_finished_by_another(conn, start_worker):
@@ -53,6 +60,7 @@ def test_tasks_of_a_sigkilled_worker_are_finished_by_another(conn, start_worker)
     completed_events = conn.execute(
         "SELECT count(*) FROM qqueue.task_events WHERE status = 'completed'").fetchone()[0]
     assert completed_events == len(ids)
+    assert_invariants(conn)
 
 
 def test_idle_worker_starts_a_new_task_within_a_second_without_polling(conn, start_worker):
@@ -117,6 +125,7 @@ def test_crashed_slot_is_replaced_and_its_task_retried(conn, start_worker):
     row = q.get(conn, crash)
     assert (row["status"], row["attempt"], row["error"]["type"]) == ("failed", 2, "SlotCrashed")
     assert [q.get(conn, i)["result"] for i in fine] == [{"n": i} for i in range(20)]
+    assert_invariants(conn)
 
 
 def test_sigterm_lets_running_tasks_finish_and_returns_the_rest(conn, start_worker):
@@ -131,6 +140,7 @@ def test_sigterm_lets_running_tasks_finish_and_returns_the_rest(conn, start_work
     # Returned tasks kept their attempt budget and the worker signed off.
     assert conn.execute("SELECT max(attempt) FROM qqueue.tasks WHERE status = 'pending'").fetchone()[0] in (0, None)
     assert live_workers(conn) == 0
+    assert_invariants(conn)
 
 
 def test_grace_period_over_hands_running_tasks_back(conn, start_worker):

@@ -301,3 +301,21 @@ def test_every_terminal_transition_notifies_waiters_once_per_statement(conn, db_
     assert payloads[0] == str(ids[0])
     assert set(payloads[1].split(",")) == {str(claimed[0].id), str(claimed[1].id)}
     assert payloads[2] == str(claimed[2].id)
+
+
+def test_invariant_checker_finds_broken_promises(conn):
+    from qqueue.invariants import check
+
+    good, twice, bad_counts = (t.id for t in q.enqueue_many(conn, [TaskSpec(kind="noop")] * 3))
+    claim(conn)
+    q.complete_many(conn, worker_id=W1, done=[
+        q.Completion(id=good, attempt=1, result={"counts": {"0": 3, "1": 1}, "shots": 4}),
+        q.Completion(id=twice, attempt=1, result=None),
+        q.Completion(id=bad_counts, attempt=1, result={"counts": {"0": 3}, "shots": 4}),
+    ])
+    assert check(conn).ok is False
+    conn.execute("INSERT INTO qqueue.task_events (task_id, status, attempt) VALUES (%s, 'completed', 1)", (twice,))
+    found = {(v["task_id"], v["violation"]) for v in check(conn).violations}
+    assert (str(bad_counts), "result counts do not sum to its shots") in found
+    assert (str(twice), "2 terminal history rows; a task ends exactly once") in found
+    assert not any(task == str(good) for task, _ in found)
