@@ -86,6 +86,8 @@ class Completion(msgspec.Struct, kw_only=True, frozen=True):
     attempt: int
     result: Any
     timings: dict[str, Any] | None = None
+    #: The completed task whose cached result this is, if any.
+    cached_from: uuid.UUID | None = None
 
 
 class Failure(msgspec.Struct, kw_only=True, frozen=True):
@@ -194,3 +196,27 @@ def purge_finished(conn: psycopg.Connection[Any], *, older_than_s: float, batch:
         total += deleted
         if deleted < batch:
             return total
+
+
+# shared by queue_async ----------------------------------------------------------------------------------------
+# Pure helpers used by both this module and its async twin (qqueue/queue_async.py), so the two cannot drift.
+
+
+def prepare_insert(specs: Sequence[TaskSpec]) -> tuple[list[TaskSpec], str]:
+    """Give every spec without an id a new one; return the specs and the JSON array `task_insert_many` takes."""
+    rows = [msgspec.structs.replace(s, id=s.id or new_task_id()) for s in specs]
+    return rows, _json.encode(rows).decode()
+
+
+def cancel_outcome(task_id: uuid.UUID, row: dict[str, Any] | None) -> str:
+    """Interpret the row of `task_cancel`: 'cancelled' or 'cancel_requested'.
+
+    Raises `TaskNotFoundError` when there was no such task, `InvalidTransitionError` when it already finished.
+    """
+    if row is None:
+        raise TaskNotFoundError(task_id)
+    if row["cancelled"]:
+        return "cancelled"
+    if row["cancel_requested"]:
+        return "cancel_requested"
+    raise InvalidTransitionError(f"task {task_id} is already {row['previous_status']}")

@@ -46,6 +46,10 @@ class TaskSpec(msgspec.Struct, kw_only=True):
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     #: What intake measured of the circuit; None for non-circuit kinds.
     profile: dict[str, Any] | None = None
+    #: Content hash of everything a seeded result depends on; equal keys may share one result.
+    cache_key: str | None = None
+    #: Hash of the request an idempotency key was first used with (a reuse with another body is refused).
+    request_hash: str | None = None
     #: Assigned at enqueue when unset.
     id: uuid.UUID | None = None
 
@@ -60,6 +64,9 @@ class ClaimedTask(msgspec.Struct, kw_only=True, frozen=True):
     max_attempts: int
     timeout_s: float | None
     correlation_id: str | None
+    #: Set when a completed task with the same cache key answers for this one.
+    cached_from: uuid.UUID | None = None
+    cached_result: Any = None
 
 
 class EnqueuedTask(msgspec.Struct, kw_only=True, frozen=True):

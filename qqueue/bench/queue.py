@@ -20,7 +20,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from qqueue import db
+from qqueue import db, migrate
 from qqueue import queue as q
 from qqueue.errors import QQueueError
 from qqueue.tasks import TaskSpec
@@ -60,6 +60,7 @@ def run_queue_bench(url: str, *, tasks: int, workers: int, concurrency: int, pic
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     figures: dict[str, Any] = {"tasks": tasks, "workers": workers, "concurrency": concurrency}
     with db.connection(url) as conn, tempfile.TemporaryFile() as log:
+        migrate.check_current(conn)
         try:
             specs = [TaskSpec(kind="noop", queue=queue) for _ in range(tasks)]
             started = time.perf_counter()

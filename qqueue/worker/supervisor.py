@@ -297,6 +297,11 @@ class Supervisor:
         claimed = q.claim(self.conn, worker_id=self.worker_id, queues=self.settings.queues,  # type: ignore[arg-type]
                           limit=limit, lease_s=self.settings.lease_s)
         for task in claimed:
+            if task.cached_from is not None:
+                # Answered by the result cache: nothing to simulate.
+                self.completions.append(q.Completion(id=task.id, attempt=task.attempt, result=task.cached_result,
+                                                     cached_from=task.cached_from))
+                continue
             self._seq += 1
             held = Held(task=task, seq=self._seq)
             self.by_seq[held.seq] = held

@@ -55,30 +55,40 @@ WITH due AS (
     FROM due
     WHERE t.id = due.id
     RETURNING t.id, t.kind, t.payload, t.attempt, t.max_attempts, t.timeout_s, t.correlation_id,
-              t.priority, t.run_at
+              t.priority, t.run_at, t.cache_key
 ), events AS (
     INSERT INTO qqueue.task_events (task_id, status, attempt, worker_id)
     SELECT id, 'running', attempt, %(worker_id)s FROM claimed
 )
-SELECT id, kind, payload, attempt, max_attempts, timeout_s, correlation_id
-FROM claimed
-ORDER BY priority DESC, run_at, id;
+-- The result cache: a completed task with the same content hash answers for this one.
+SELECT c.id, c.kind, c.payload, c.attempt, c.max_attempts, c.timeout_s, c.correlation_id,
+       hit.id AS cached_from, hit.result AS cached_result
+FROM claimed c
+LEFT JOIN LATERAL (
+    SELECT src.id, src.result FROM qqueue.tasks src
+    WHERE c.cache_key IS NOT NULL AND src.cache_key = c.cache_key AND src.status = 'completed'
+    LIMIT 1
+) hit ON true
+ORDER BY c.priority DESC, c.run_at, c.id;
 
 -- name: task_complete_many :many
 -- Fenced on (id, attempt, worker, running): a worker whose lease lapsed and whose task was claimed again
 -- elsewhere matches nothing here, so it can never overwrite the newer attempt.
 WITH done AS (
-    SELECT * FROM jsonb_to_recordset(%(results)s::jsonb) AS d(id uuid, attempt integer, result jsonb, timings jsonb)
+    SELECT * FROM jsonb_to_recordset(%(results)s::jsonb)
+         AS d(id uuid, attempt integer, result jsonb, timings jsonb, cached_from uuid)
 ), updated AS (
     UPDATE qqueue.tasks t
-    SET status = 'completed', result = d.result, timings = d.timings, error = NULL,
+    SET status = 'completed', result = d.result, timings = d.timings, error = NULL, cached_from = d.cached_from,
         lease_expires_at = NULL, finished_at = now(), updated_at = now()
     FROM done d
     WHERE t.id = d.id AND t.attempt = d.attempt AND t.worker_id = %(worker_id)s AND t.status = 'running'
-    RETURNING t.id, t.attempt
+    RETURNING t.id, t.attempt, d.cached_from
 ), events AS (
-    INSERT INTO qqueue.task_events (task_id, status, attempt, worker_id)
-    SELECT id, 'completed', attempt, %(worker_id)s FROM updated
+    INSERT INTO qqueue.task_events (task_id, status, attempt, worker_id, note)
+    SELECT id, 'completed', attempt, %(worker_id)s,
+           CASE WHEN cached_from IS NOT NULL THEN 'answered from the cached result of ' || cached_from END
+    FROM updated
 ), finished AS (
     -- Wakes API long-polls: the ids when few, '*' (re-check every waiter) when many. One NOTIFY per statement.
     SELECT pg_notify('qqueue_finished_v1',
@@ -152,14 +162,14 @@ SELECT status, at, attempt, worker_id, note FROM qqueue.task_events WHERE task_i
 -- The insert trigger writes the 'pending' history rows and one NOTIFY per queue for the whole statement.
 -- An idempotency key already present inserts nothing; the caller looks the existing task up.
 INSERT INTO qqueue.tasks (id, queue, kind, priority, payload, profile, max_attempts, run_at, timeout_s,
-                          idempotency_key, correlation_id, tags, metadata)
+                          idempotency_key, request_hash, correlation_id, tags, metadata, cache_key)
 SELECT t.id, t.queue, t.kind, t.priority, t.payload, t.profile, t.max_attempts,
        coalesce(t.run_at, now() + make_interval(secs => coalesce(t.delay_s, 0))),
-       t.timeout_s, t.idempotency_key, t.correlation_id, t.tags, t.metadata
+       t.timeout_s, t.idempotency_key, t.request_hash, t.correlation_id, t.tags, t.metadata, t.cache_key
 FROM jsonb_to_recordset(%(tasks)s::jsonb) AS t(
     id uuid, queue text, kind text, priority smallint, payload jsonb, profile jsonb, max_attempts integer,
     run_at timestamptz, delay_s double precision, timeout_s double precision, idempotency_key text,
-    correlation_id text, tags text[], metadata jsonb)
+    request_hash text, correlation_id text, tags text[], metadata jsonb, cache_key text)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id, created_at, run_at;
 

@@ -319,3 +319,19 @@ def test_invariant_checker_finds_broken_promises(conn):
     assert (str(bad_counts), "result counts do not sum to its shots") in found
     assert (str(twice), "2 terminal history rows; a task ends exactly once") in found
     assert not any(task == str(good) for task, _ in found)
+
+
+def test_claim_answers_from_a_completed_task_with_the_same_cache_key(conn):
+    first = q.enqueue(conn, TaskSpec(kind="noop", cache_key="k" * 64)).id
+    (task,) = claim(conn)
+    assert task.cached_from is None  # nothing to answer from yet
+    q.complete_many(conn, worker_id=W1, done=[q.Completion(id=first, attempt=1, result={"counts": {"0": 1}})])
+    second = q.enqueue(conn, TaskSpec(kind="noop", cache_key="k" * 64)).id
+    other = q.enqueue(conn, TaskSpec(kind="noop", cache_key="z" * 64)).id
+    hits = {t.id: (t.cached_from, t.cached_result) for t in claim(conn)}
+    assert hits == {second: (first, {"counts": {"0": 1}}), other: (None, None)}
+    q.complete_many(conn, worker_id=W1, done=[q.Completion(id=second, attempt=1, result=hits[second][1],
+                                                           cached_from=first)])
+    row = q.get(conn, second)
+    assert (row["cached_from"], row["result"]) == (first, {"counts": {"0": 1}})
+    assert q.get_events(conn, second)[-1]["note"] == f"answered from the cached result of {first}"
