@@ -45,8 +45,8 @@ def enqueue_many(conn: psycopg.Connection[Any], specs: Sequence[TaskSpec]) -> li
     """
     if not specs:
         return []
-    rows = [msgspec.structs.replace(s, id=s.id or new_task_id()) for s in specs]
-    inserted = {r["id"] for r in db.run(conn, "task_insert_many", tasks=_json.encode(rows).decode())}
+    rows, payload = prepare_insert(specs)
+    inserted = {r["id"] for r in db.run(conn, "task_insert_many", tasks=payload)}
     out = []
     for spec in rows:
         assert spec.id is not None
@@ -160,14 +160,7 @@ def cancel(conn: psycopg.Connection[Any], task_id: uuid.UUID) -> str:
 
     Raises `TaskNotFoundError`, or `InvalidTransitionError` when the task already finished.
     """
-    row = db.run(conn, "task_cancel", id=task_id)
-    if row is None:
-        raise TaskNotFoundError(task_id)
-    if row["cancelled"]:
-        return "cancelled"
-    if row["cancel_requested"]:
-        return "cancel_requested"
-    raise InvalidTransitionError(f"task {task_id} is already {row['previous_status']}")
+    return cancel_outcome(task_id, db.run(conn, "task_cancel", id=task_id))
 
 
 def get(conn: psycopg.Connection[Any], task_id: uuid.UUID) -> dict[str, Any]:
