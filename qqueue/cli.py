@@ -271,6 +271,7 @@ def bench_queue(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
     concurrency: Annotated[int, typer.Option(min=1, help="Slots per worker.")] = 1,
     pickups: Annotated[int, typer.Option(min=5, help="Single tasks timed on an idle queue.")] = 100,
+    finished_rows: Annotated[int, typer.Option(min=0, help="Finished tasks to hold in the table meanwhile.")] = 0,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -284,7 +285,7 @@ def bench_queue(
     settings = _settings(database_url=database_url, data_dir=data_dir)
     url = _url(settings)
     figures = _guard(lambda: run_queue_bench(url, tasks=tasks, workers=workers, concurrency=concurrency,
-                                             pickups=pickups, data_dir=settings.data_dir))
+                                             pickups=pickups, finished_rows=finished_rows))
     if as_json:
         typer.echo(json.dumps(figures))
     else:

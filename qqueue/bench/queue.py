@@ -55,13 +55,23 @@ def _wait_for(predicate: Any, timeout_s: float, what: str) -> None:
 
 
 def run_queue_bench(url: str, *, tasks: int, workers: int, concurrency: int, pickups: int,
-                    data_dir: str | None = None) -> dict[str, Any]:
-    """Run the benchmark and return its figures (see the module docstring)."""
+                    finished_rows: int = 0) -> dict[str, Any]:
+    """Run the benchmark and return its figures (see the module docstring).
+
+    With `finished_rows`, that many completed tasks of another queue are written first (and removed after),
+    to compare drain rates of a table full of history with an empty one.
+    """
     queue = f"bench-{uuid.uuid4().hex[:8]}"
-    figures: dict[str, Any] = {"tasks": tasks, "workers": workers, "concurrency": concurrency}
+    history = f"{queue}-history"
+    figures: dict[str, Any] = {"tasks": tasks, "workers": workers, "concurrency": concurrency,
+                               "finished_rows": finished_rows}
     with db.connection(url) as conn, tempfile.TemporaryFile() as log:
         migrate.check_current(conn)
         try:
+            if finished_rows:
+                with db.connection(url, statement_timeout_s=3600) as filler:
+                    db.run(filler, "bench_fill_finished", queue=history, count=finished_rows)
+                    filler.execute("ANALYZE qqueue.tasks")
             specs = [TaskSpec(kind="noop", queue=queue) for _ in range(tasks)]
             started = time.perf_counter()
             for i in range(0, tasks, ENQUEUE_CHUNK):
@@ -70,12 +80,13 @@ def run_queue_bench(url: str, *, tasks: int, workers: int, concurrency: int, pic
 
             procs = _workers(url, queue, workers, concurrency, log)
             try:
-                count_done = "SELECT count(*) FROM qqueue.tasks WHERE queue = %s AND status = 'completed'"
-                _wait_for(lambda: conn.execute(count_done, (queue,)).fetchone()[0] == tasks, 600, "the drain")
-                first, last = conn.execute(
-                    "SELECT min(started_at), max(finished_at) FROM qqueue.tasks WHERE queue = %s", (queue,)
-                ).fetchone()
-                figures["drain_tasks_per_s"] = round(tasks / max((last - first).total_seconds(), 1e-9))
+                _wait_for(lambda: db.run(conn, "bench_unfinished_count", queue=queue)["unfinished"] == 0, 600,
+                          "the drain")
+                window = db.run(conn, "bench_window", queue=queue)
+                if window["completed"] != tasks:
+                    raise QQueueError(f"only {window['completed']} of {tasks} tasks completed")
+                elapsed = (window["last_finish"] - window["first_start"]).total_seconds()
+                figures["drain_tasks_per_s"] = round(tasks / max(elapsed, 1e-9))
                 figures.update(_pickup_latency(conn, queue, pickups))
             finally:
                 for proc in procs:
@@ -83,7 +94,9 @@ def run_queue_bench(url: str, *, tasks: int, workers: int, concurrency: int, pic
                 for proc in procs:
                     proc.wait(60)
         finally:
-            conn.execute("DELETE FROM qqueue.tasks WHERE queue = %s", (queue,))
+            with db.connection(url, statement_timeout_s=3600) as cleaner:
+                for name in (queue, history):
+                    db.run(cleaner, "bench_delete_queue", queue=name)
     return figures
 
 

@@ -1,0 +1,19 @@
+-- Named queries of the benchmarks (see tasks.sql for the header format).
+
+-- name: bench_delete_queue :exec
+DELETE FROM qqueue.tasks WHERE queue = %(queue)s;
+
+-- name: bench_fill_finished :exec
+-- Finished history of another queue, to show that claim cost does not grow with the rows a table keeps.
+INSERT INTO qqueue.tasks (queue, kind, status, attempt, result, finished_at, created_at)
+SELECT %(queue)s, 'noop', 'completed', 1, 'null', now() - interval '1 hour', now() - interval '1 hour'
+FROM generate_series(1, %(count)s);
+
+-- name: bench_unfinished_count :one
+-- Reads only the two partial indexes (pending, running), so polling it costs nothing however full the table is.
+SELECT (SELECT count(*) FROM qqueue.tasks WHERE status = 'pending' AND queue = %(queue)s)
+     + (SELECT count(*) FROM qqueue.tasks WHERE status = 'running' AND queue = %(queue)s) AS unfinished;
+
+-- name: bench_window :one
+SELECT min(started_at) AS first_start, max(finished_at) AS last_finish, count(*) AS completed
+FROM qqueue.tasks WHERE queue = %(queue)s AND status = 'completed';
