@@ -248,6 +248,145 @@ def check(
     raise typer.Exit(0 if report.ok else 1)
 
 
+def _connected(url: str, fn: Callable[[Any], T]) -> T:
+    """Run `fn(conn)` on a fresh connection, errors as one line."""
+    from qqueue import db
+
+    def run() -> T:
+        with db.connection(url) as conn:
+            return fn(conn)
+
+    return _guard(run)
+
+
+def _task_id(text: str) -> Any:
+    import uuid
+
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        _fail(f"{text!r} is not a task id (a UUID)")
+
+
+def _task_detail(conn: Any, task_id: Any) -> dict[str, Any]:
+    import msgspec
+
+    from qqueue import db
+    from qqueue.errors import TaskNotFoundError
+
+    row = db.run(conn, "task_get_detail", id=task_id)
+    if row is None:
+        raise TaskNotFoundError(task_id)
+    row["result"] = msgspec.json.decode(row.pop("result_json")) if row["result_json"] is not None else None
+    row["status_history"] = msgspec.json.decode(row.pop("history_json"))
+    return row
+
+
+def _print_json(value: Any) -> None:
+    import msgspec
+
+    typer.echo(msgspec.json.encode(value, enc_hook=str).decode())
+
+
+@app.command()
+def get(
+    task_id: Annotated[str, typer.Argument(help="The task's id.")],
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show a task: status, history, error, and its counts as a histogram.
+
+    Example: qqueue get 01a2f3c4-0000-7000-8000-000000000000
+    """
+    tid = _task_id(task_id)
+    url = _url(_settings(database_url=database_url, data_dir=data_dir))
+    task = _connected(url, lambda conn: _task_detail(conn, tid))
+    if as_json:
+        _print_json(task)
+    else:
+        from qqueue.console import task_details
+
+        task_details(task)
+
+
+@app.command("ls")
+def list_tasks(
+    status: Annotated[list[str] | None, typer.Option(help="Only this status; repeat for several.")] = None,
+    queue: Annotated[str | None, typer.Option(help="Only this queue.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only this kind.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Only tasks with this tag; repeat: all must match.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many, newest first.")] = 20,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """List tasks, newest first.
+
+    Example: qqueue ls --status failed --limit 50
+    """
+    from qqueue import db
+    from qqueue.tasks import TaskStatus
+
+    for value in status or []:
+        if value not in {s.value for s in TaskStatus}:
+            _fail(f"unknown status {value!r}; use one of {', '.join(s.value for s in TaskStatus)}")
+    url = _url(_settings(database_url=database_url, data_dir=data_dir))
+    rows = _connected(url, lambda conn: db.run(
+        conn, "task_list", statuses=status or None, queue=queue, kind=kind, tags=tag or None, created_after=None,
+        created_before=None, cursor_created_at=None, cursor_id=None, limit=limit))
+    if as_json:
+        _print_json(rows)
+    else:
+        from qqueue.console import table
+
+        table(rows, ["id", "status", "kind", "queue", "attempt", "created_at", "finished_at"])
+
+
+@app.command()
+def cancel(
+    task_id: Annotated[str, typer.Argument(help="The task's id.")],
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Cancel a task: a pending one at once, a running one as soon as its worker hears of it.
+
+    Example: qqueue cancel 01a2f3c4-0000-7000-8000-000000000000
+    """
+    from qqueue import queue as q
+
+    tid = _task_id(task_id)
+    url = _url(_settings(database_url=database_url, data_dir=data_dir))
+    outcome = _connected(url, lambda conn: q.cancel(conn, tid))
+    typer.echo("cancelled" if outcome == "cancelled" else "cancel requested; its worker will stop it")
+
+
+@app.command()
+def stats(
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show every queue's counts and the live workers.
+
+    Example: qqueue stats
+    """
+    from qqueue import db
+
+    url = _url(_settings(database_url=database_url, data_dir=data_dir))
+    queues, workers = _connected(url, lambda conn: (db.run(conn, "queue_stats_all"),
+                                                    db.run(conn, "worker_list_live")))
+    if as_json:
+        _print_json({"queues": queues, "workers": workers})
+        return
+    from qqueue.console import table
+
+    table(queues, ["queue", "pending", "due", "running", "completed", "failed", "cancelled", "oldest_due_age_s",
+                   "completed_last_minute"], title="queues")
+    table(workers, ["hostname", "pid", "queues", "concurrency", "running_tasks", "heartbeat_age_s"],
+          title="live workers")
+
+
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
