@@ -149,15 +149,11 @@ def serve(
 
     Example: qqueue serve --host 0.0.0.0 --port 8000
     """
-    import uvicorn
-
-    from qqueue.api.app import create_app
-    from qqueue.logs import setup_logging
+    from qqueue.api.serve import serve as serve_api
 
     settings = _settings(database_url=database_url, data_dir=data_dir, log_level=log_level)
-    setup_logging(settings.log_level)
     url = _url(settings)
-    uvicorn.run(create_app(settings, url), host=host, port=port, log_level="warning", access_log=False)
+    _guard(lambda: serve_api(settings, url, host, port))
 
 
 @app.command()

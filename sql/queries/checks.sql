@@ -1,7 +1,7 @@
 -- Named queries of the invariant checker (see tasks.sql for the header format).
 
--- name: invariant_violations_list :many
-SELECT task_id, violation FROM qqueue.invariant_violations ORDER BY task_id, violation LIMIT %(limit)s;
-
 -- name: invariant_unfinished_count :one
 SELECT count(*) AS unfinished FROM qqueue.tasks WHERE status IN ('pending', 'running');
+
+-- name: invariant_violations_list :many
+SELECT task_id, violation FROM qqueue.invariant_violations ORDER BY task_id, violation LIMIT %(limit)s;

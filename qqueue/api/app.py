@@ -1,0 +1,54 @@
+"""The Litestar application factory.
+
+`create_app(settings, database_url)` builds the app; nothing touches the database until its lifespan starts
+(see `ApiContext.lifespan`): it opens the pool and waits for it, failing fast when the database cannot be
+reached, checks that the schema is current, and starts the listener that drives long-polls.
+"""
+
+from __future__ import annotations
+
+from litestar import Litestar, Router
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin, SwaggerRenderPlugin
+
+import qqueue
+from qqueue.api import correlation
+from qqueue.api.context import ApiContext
+from qqueue.api.errors import EXCEPTION_HANDLERS
+from qqueue.api.health import OperationsController
+from qqueue.api.tasks import BatchController, TaskController
+from qqueue.config import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings, database_url: str) -> Litestar:
+    """The qqueue HTTP API on `database_url`, configured by `settings`.
+
+    Examples
+    --------
+    >>> app = create_app(load_settings(), "postgresql://qqueue@db/qqueue")
+    >>> uvicorn.run(app, host="0.0.0.0", port=8000)
+    """
+    context = ApiContext(settings, database_url)
+    return Litestar(
+        route_handlers=[
+            Router(path="/", route_handlers=[TaskController, OperationsController],
+                   request_max_body_size=settings.api_max_body_bytes),
+            Router(path="/", route_handlers=[BatchController], request_max_body_size=settings.api_max_batch_body_bytes),
+        ],
+        dependencies={"api": Provide(lambda: context, use_cache=True, sync_to_thread=False)},
+        lifespan=[context.lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        before_send=[correlation.echo_header],
+        openapi_config=OpenAPIConfig(
+            title="qqueue",
+            version=qqueue.__version__,
+            description="Run OpenQASM circuits asynchronously on a PostgreSQL-only task queue.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger"), JsonRenderPlugin()],
+        ),
+        logging_config=None,
+        state={"api": context},
+    )

@@ -1,0 +1,139 @@
+"""Domain errors and framework errors -> HTTP answers, in one place.
+
+Domain code raises `qqueue.errors` types and never an HTTP error; the handlers here choose the status and
+write an `ErrorAnswer` body. Nothing here ever puts a traceback into an answer: an unexpected exception is
+logged (with task id and correlation id) and answered with a bare 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+from psycopg_pool import PoolTimeout
+
+from qqueue.api import correlation
+from qqueue.api.schemas import ErrorAnswer, ErrorDetail
+from qqueue.errors import (
+    DatabaseUnavailableError,
+    IdempotencyConflictError,
+    IntakeError,
+    InvalidTransitionError,
+    SchemaNotReadyError,
+    TaskNotFoundError,
+)
+
+log = logging.getLogger("qqueue.api")
+
+ExceptionHandler = Callable[[Request[Any, Any, Any], Any], Response[ErrorAnswer]]
+
+#: Framework errors whose own wording is not meant for API clients.
+_HTTP_MESSAGES = {
+    404: "Not found.",
+    405: "Method not allowed.",
+    413: "Request body too large.",
+    500: "Internal server error.",
+}
+
+
+def error_response(
+    status_code: int, message: str, *, error: ErrorDetail | None = None, correlation_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[ErrorAnswer]:
+    """An `ErrorAnswer` with the given status."""
+    body = ErrorAnswer(status="error", message=message, error=error, correlation_id=correlation_id)
+    return Response(body, status_code=status_code, headers=headers)
+
+
+def _context(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Log fields of the request an error belongs to."""
+    extra: dict[str, Any] = {"correlation_id": correlation.from_scope(request.scope)}
+    task_id = request.scope.get("path_params", {}).get("task_id")
+    if task_id is not None:
+        extra["task_id"] = str(task_id)
+    return extra
+
+
+def task_not_found(request: Request[Any, Any, Any], exc: TaskNotFoundError) -> Response[ErrorAnswer]:
+    return error_response(HTTP_404_NOT_FOUND, "Task not found.")
+
+
+def invalid_transition(request: Request[Any, Any, Any], exc: InvalidTransitionError) -> Response[ErrorAnswer]:
+    message = exc.message[:1].upper() + exc.message[1:]
+    return error_response(HTTP_409_CONFLICT, message if message.endswith(".") else message + ".")
+
+
+def idempotency_conflict(request: Request[Any, Any, Any], exc: IdempotencyConflictError) -> Response[ErrorAnswer]:
+    return error_response(HTTP_409_CONFLICT, exc.message,
+                          error=ErrorDetail(code="idempotency_key_reused", message=exc.message))
+
+
+def intake_error(request: Request[Any, Any, Any], exc: IntakeError) -> Response[ErrorAnswer]:
+    detail = ErrorDetail(code=exc.code, message=exc.message, line=exc.line, column=exc.column,
+                         details=exc.details or None)
+    return error_response(HTTP_422_UNPROCESSABLE_ENTITY, exc.message, error=detail)
+
+
+def database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorAnswer]:
+    # The outage itself is logged once by ApiContext; per request, only at debug level.
+    log.debug("answered 503: %s", exc, extra=_context(request))
+    message = exc.message if isinstance(exc, SchemaNotReadyError) else "Database unavailable; try again shortly."
+    return error_response(HTTP_503_SERVICE_UNAVAILABLE, message, headers={"Retry-After": "1"})
+
+
+def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[ErrorAnswer]:
+    """Bad JSON, wrong types, unknown fields, bad path or query values: 400 naming what was wrong."""
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    parts = []
+    for problem in problems:
+        if isinstance(problem, dict):
+            key, text = problem.get("key"), str(problem.get("message", "invalid"))
+            parts.append(f"{key}: {text}" if key and key != "data" else text)
+    message = "Invalid request: " + "; ".join(parts) if parts else f"Invalid request: {exc.detail}"
+    return error_response(HTTP_400_BAD_REQUEST, message,
+                          error=ErrorDetail(code="invalid_request", message=message))
+
+
+def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorAnswer]:
+    """Other framework errors (unknown route, wrong method, body too large, malformed JSON...)."""
+    status = exc.status_code
+    if status >= 500:
+        return internal_error(request, exc)
+    if isinstance(exc.__cause__, SerializationException):
+        message = f"Invalid JSON body: {exc.detail}"
+        return error_response(status, message, error=ErrorDetail(code="invalid_json", message=message))
+    message = _HTTP_MESSAGES.get(status) or str(exc.detail)
+    return error_response(status, message, headers=exc.headers)
+
+
+def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorAnswer]:
+    """The catch-all: log everything, answer nothing but the correlation id to quote."""
+    extra = _context(request)
+    log.error("unhandled error: %s: %s", type(exc).__name__, exc, exc_info=exc, extra=extra)
+    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error.",
+                          correlation_id=extra["correlation_id"])
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], ExceptionHandler] = {
+    TaskNotFoundError: task_not_found,
+    InvalidTransitionError: invalid_transition,
+    IdempotencyConflictError: idempotency_conflict,
+    IntakeError: intake_error,
+    DatabaseUnavailableError: database_unavailable,
+    SchemaNotReadyError: database_unavailable,
+    PoolTimeout: database_unavailable,
+    ValidationException: validation_error,
+    HTTPException: http_error,
+    Exception: internal_error,
+}

@@ -1,0 +1,62 @@
+"""Operations endpoints: GET /health (for load balancers and orchestrators), GET /queues, GET /workers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from litestar import Controller, Response, get
+from litestar.di import NamedDependency
+
+from qqueue.api.context import ApiContext
+from qqueue.api.schemas import Health, QueueStats, WorkerInfo
+from qqueue.errors import DatabaseUnavailableError
+
+Api = NamedDependency[ApiContext]
+
+
+class OperationsController(Controller):
+    """Health, queue statistics and live workers."""
+
+    path = "/"
+    tags = ["operations"]
+
+    @get("/health", summary="Is the API able to serve?", cache=False)
+    async def health(self, api: Api) -> Response[Health]:
+        """200 when the database answers and its schema is current; 503 otherwise, answered within a few
+        seconds even while the database is down. Recovers by itself when the database returns."""
+        expected = api.expected_schema_version
+        try:
+            row = await api.read("health_check", timeout=api.settings.api_health_timeout_s)
+        except DatabaseUnavailableError:
+            return _unhealthy(Health(status="error", database="unreachable", schema="unknown", schema_version=None,
+                                     expected_schema_version=expected, live_workers=None, queue_depth=None,
+                                     long_polls=api.waiters.waiting, message="The database cannot be reached."))
+        except psycopg.errors.UndefinedTable:
+            return _unhealthy(Health(status="error", database="ok", schema="missing", schema_version=None,
+                                     expected_schema_version=expected, live_workers=None, queue_depth=None,
+                                     long_polls=api.waiters.waiting,
+                                     message="The database has no qqueue schema; run `qqueue migrate`."))
+        versions: list[int] = row["versions"]
+        behind = not api.expected_schema_versions <= set(versions)
+        health = Health(
+            status="error" if behind else "ok", database="ok", schema="behind" if behind else "current",
+            schema_version=max(versions, default=None), expected_schema_version=expected,
+            live_workers=row["live_workers"], queue_depth=row["queue_depth"], long_polls=api.waiters.waiting,
+            message="The database schema is behind; run `qqueue migrate`." if behind else None,
+        )
+        return _unhealthy(health) if behind else Response(health)
+
+    @get("/queues", summary="Per-queue task counts", cache=False)
+    async def queues(self, api: Api) -> list[QueueStats]:
+        """From the qqueue.queue_stats view: pending, due, running, finished counts and the oldest due age."""
+        return [QueueStats(**row) for row in await api.read("queue_stats_all")]
+
+    @get("/workers", summary="Live workers", cache=False)
+    async def workers(self, api: Api) -> list[WorkerInfo]:
+        """From the qqueue.live_workers view: workers that heartbeat within the last minute."""
+        return [WorkerInfo(**row) for row in await api.read("worker_list_live")]
+
+
+def _unhealthy(health: Health) -> Response[Any]:
+    return Response(health, status_code=503, headers={"Retry-After": "1"})

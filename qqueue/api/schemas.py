@@ -1,0 +1,257 @@
+"""Every type on the wire of the HTTP API, defined once as msgspec Structs.
+
+Litestar decodes request bodies into these and generates the OpenAPI document from them. They are separate
+from the domain records (`qqueue.tasks`): the wire may rename or hide, the domain never bends to HTTP.
+Constraints mirror the CHECKs of qqueue.tasks, so a bad value is a 400 at the door, not a database error.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from qqueue.tasks import TaskStatus
+
+#: Same rule as the CHECK on qqueue.tasks.queue and .kind.
+NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+#: Most tasks one POST /tasks/batch may carry.
+MAX_BATCH = 1000
+
+QueueName = Annotated[str, Meta(pattern=NAME_PATTERN, description="Queue name: 1-64 of A-Z a-z 0-9 _ . : -")]
+KindName = Annotated[str, Meta(pattern=NAME_PATTERN, description="Task kind: 1-64 of A-Z a-z 0-9 _ . : -")]
+Tag = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[^\x00]+$")]
+UtcTime = Annotated[datetime, Meta(tz=True, description="ISO 8601 with a UTC offset")]
+
+
+class SimulationOptions(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """How a circuit is run. Unset fields take the simulator's defaults; intake checks the values."""
+
+    #: Aer simulation method, e.g. "automatic", "statevector", "stabilizer", "matrix_product_state".
+    method: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    #: Simulator seed, for reproducible counts.
+    seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] | None = None
+    #: A device to transpile for (e.g. a fake backend name); unset runs the circuit as written.
+    backend: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+    #: Transpiler optimisation level, used only with a backend.
+    optimization_level: Annotated[int, Meta(ge=0, le=3)] | None = None
+    #: Also return the per-shot measurement outcomes.
+    memory: bool = False
+    #: Add a measurement of every qubit (for circuits without measurements).
+    measure_all: bool = False
+
+
+class TaskSubmission(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of POST /tasks; the minimal body is `{"qc": "...", "shots": 100}`."""
+
+    #: OpenQASM 2 or 3 source. Required for circuit kinds ("simulate").
+    qc: Annotated[str, Meta(min_length=1)] | None = None
+    shots: Annotated[int, Meta(ge=1, le=10_000_000)] = 1024
+    kind: KindName = "simulate"
+    queue: QueueName = "default"
+    #: Higher runs first.
+    priority: Annotated[int, Meta(ge=-100, le=100)] = 0
+    #: Start no earlier than this; give at most one of run_at and delay_s. Neither: due now.
+    run_at: UtcTime | None = None
+    delay_s: Annotated[float, Meta(ge=0, le=366 * 86400)] | None = None
+    max_attempts: Annotated[int, Meta(ge=1, le=100)] = 3
+    #: Execution time limit per attempt; unset takes the worker's default.
+    timeout_s: Annotated[float, Meta(gt=0, le=86400)] | None = None
+    tags: Annotated[list[Tag], Meta(max_length=32)] = msgspec.field(default_factory=list)
+    #: Small free-form object kept with the task (at most 8 KiB as JSON).
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    options: SimulationOptions = msgspec.field(default_factory=SimulationOptions)
+    #: Only for kinds without a circuit (noop, sleep, fail): handed to the kind as is.
+    payload: dict[str, Any] | None = None
+
+
+class BatchSubmission(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of POST /tasks/batch."""
+
+    tasks: Annotated[list[TaskSubmission], Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+class ErrorDetail(Struct, kw_only=True, omit_defaults=True):
+    """A machine-readable reason: `code`, a message and, for circuits, the 1-based source position."""
+
+    code: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+    details: dict[str, Any] | None = None
+
+
+class ErrorAnswer(Struct, kw_only=True, omit_defaults=True):
+    """Every error answer. No answer ever carries a traceback."""
+
+    status: Literal["error"]
+    message: str
+    error: ErrorDetail | None = None
+    correlation_id: str | None = None
+
+
+class SubmitAnswer(Struct, kw_only=True):
+    """Answer of POST /tasks: 201 for a new task, 200 for an Idempotency-Key replay (same task)."""
+
+    task_id: uuid.UUID
+    status: TaskStatus
+    message: str
+    submitted_at: datetime
+    correlation_id: str | None
+
+
+class BatchItem(Struct, kw_only=True, omit_defaults=True):
+    """One task of a batch, at its request index: its id, or why it was not queued."""
+
+    index: int
+    task_id: uuid.UUID | None = None
+    #: False when an Idempotency-Key replay found the task of an earlier request.
+    created: bool | None = None
+    error: ErrorDetail | None = None
+
+
+class BatchAnswer(Struct, kw_only=True):
+    """Answer of POST /tasks/batch. Valid tasks are queued (in one statement) even when others are rejected."""
+
+    status: Literal["ok", "partial", "error"]
+    message: str
+    queued: int
+    rejected: int
+    correlation_id: str
+    items: list[BatchItem]
+
+
+class StatusChange(Struct, kw_only=True):
+    """One row of a task's status history (qqueue.task_events), oldest first."""
+
+    status: TaskStatus
+    at: datetime
+    attempt: int
+    worker_id: uuid.UUID | None
+    note: str | None
+
+
+class Timings(Struct, kw_only=True):
+    """Where the time went, in seconds."""
+
+    #: Submission to first start (to the end, or to now, for a task that has not started).
+    queued_s: float | None
+    #: Time spent running, over all attempts, the current one up to now.
+    running_s: float | None
+    #: What the worker measured of the last run, e.g. slot_started_at and exec_s.
+    reported: dict[str, Any] | None
+
+
+class TaskDetail(Struct, kw_only=True):
+    """Answer of GET /tasks/{task_id}."""
+
+    task_id: uuid.UUID
+    status: TaskStatus
+    kind: str
+    queue: str
+    priority: int
+    #: 1-based place among the due pending tasks of its queue, in claim order; null unless pending.
+    queue_position: int | None
+    attempt: int
+    max_attempts: int
+    created_at: datetime
+    run_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    cancel_requested_at: datetime | None
+    timeout_s: float | None
+    #: The worker that ran (or runs) the latest attempt.
+    worker_id: uuid.UUID | None
+    correlation_id: str | None
+    tags: list[str]
+    metadata: dict[str, Any]
+    #: What intake measured of the circuit (qubits, depth, memory...).
+    profile: dict[str, Any] | None
+    #: The kind's result once completed (for circuits: counts and more).
+    result: Any
+    #: {"type", "message", "retryable"} of the latest failure.
+    error: dict[str, Any] | None
+    timings: Timings
+    status_history: list[StatusChange]
+
+
+class TaskSummary(Struct, kw_only=True):
+    """One task in GET /tasks; GET /tasks/{task_id} has the rest (result, error, history)."""
+
+    task_id: uuid.UUID
+    status: TaskStatus
+    kind: str
+    queue: str
+    priority: int
+    attempt: int
+    max_attempts: int
+    tags: list[str]
+    correlation_id: str | None
+    created_at: datetime
+    run_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class TaskPage(Struct, kw_only=True):
+    """Answer of GET /tasks, newest first. Pass `next_cursor` as `cursor` for the next page; null at the end."""
+
+    items: list[TaskSummary]
+    next_cursor: str | None
+
+
+class CancelAnswer(Struct, kw_only=True):
+    """Answer of POST /tasks/{task_id}/cancel: 200 when cancelled, 202 when the running task was asked to stop."""
+
+    task_id: uuid.UUID
+    status: Literal["cancelled", "cancel_requested"]
+    message: str
+
+
+class Health(Struct, kw_only=True):
+    """Answer of GET /health: 200 when the database answers and its schema is current, else 503."""
+
+    status: Literal["ok", "error"]
+    database: Literal["ok", "unreachable"]
+    schema: Literal["current", "behind", "missing", "unknown"]
+    schema_version: int | None
+    expected_schema_version: int
+    live_workers: int | None
+    #: Due pending tasks over all queues.
+    queue_depth: int | None
+    #: Long-polls (GET /tasks/{id}?wait=…) this API process is holding open.
+    long_polls: int
+    message: str | None = None
+
+
+class QueueStats(Struct, kw_only=True):
+    """One queue, from the qqueue.queue_stats view."""
+
+    queue: str
+    pending: int
+    due: int
+    running: int
+    completed: int
+    failed: int
+    cancelled: int
+    oldest_due_age_s: float | None
+    completed_last_minute: int
+    failed_last_minute: int
+
+
+class WorkerInfo(Struct, kw_only=True):
+    """One live worker, from the qqueue.live_workers view."""
+
+    id: uuid.UUID
+    hostname: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    version: str
+    started_at: datetime
+    heartbeat_at: datetime
+    heartbeat_age_s: float
+    running_tasks: int
