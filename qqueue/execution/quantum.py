@@ -1,0 +1,118 @@
+"""The quantum task kinds: `simulate`, `transpile`, `convert`. Pure functions of the payload intake prepared.
+
+A circuit is transpiled only when a device backend is asked for: Aer runs the standard gates directly, and
+transpiling a small circuit costs ~70 times its simulation.
+
+Counts use Qiskit's bit order: in a key such as "01", the rightmost character is classical bit 0.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import warnings
+from typing import Any
+
+from qiskit import QuantumCircuit, qasm2, qasm3, transpile
+
+from qqueue.errors import PermanentFailure
+from qqueue.execution import backends
+from qqueue.execution.registry import kind
+from qqueue.execution.versions import library_versions
+
+
+def load_circuit(circuit: dict[str, str]) -> QuantumCircuit:
+    """Parse the circuit intake normalised (OpenQASM 2 whenever it could, the fastest to parse)."""
+    text = circuit["source"]
+    if circuit["format"] == "qasm2":
+        return qasm2.loads(text, custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
+    return qasm3.loads(text)
+
+
+@kind("simulate")
+def simulate(payload: dict[str, Any]) -> dict[str, Any]:
+    """Run a circuit on Aer; counts, shots, method used, seed used (drawn when none was given, so every run can
+    be repeated), backend, timings and library versions."""
+    started = time.perf_counter()
+    circuit = load_circuit(payload["circuit"])
+    parsed = time.perf_counter()
+    seed = payload.get("seed")
+    if seed is None:
+        seed = random.randrange(2**31)
+    method = payload.get("method") or "automatic"
+    backend = payload.get("backend")
+    transpile_s = 0.0
+    if backend:
+        simulator = backends.noisy_simulator(backend, method)
+        circuit = transpile(circuit, backend=backends.device(backend),
+                            optimization_level=payload.get("optimization_level") or 1, seed_transpiler=seed)
+        transpile_s = time.perf_counter() - parsed
+    else:
+        simulator = backends.ideal_simulator(method)
+    ran = time.perf_counter()
+    try:
+        result = simulator.run(circuit, shots=payload["shots"], seed_simulator=seed,
+                               memory=bool(payload.get("memory"))).result()
+    except Exception as exc:  # Aer reports impossible runs (memory, unsupported instructions) as exceptions
+        raise PermanentFailure(f"the simulator could not run the circuit: {exc}", type="SimulationError") from None
+    finished = time.perf_counter()
+    if not result.success:
+        raise PermanentFailure(f"the simulation failed: {result.status}", type="SimulationError")
+    experiment = result.results[0]
+    out: dict[str, Any] = {
+        "counts": result.get_counts(0),
+        "shots": payload["shots"],
+        "success": True,
+        "method": experiment.metadata.get("method", method),
+        "seed": seed,
+        "backend": backend,
+        "timings": {"parse_s": parsed - started, "transpile_s": transpile_s, "simulate_s": finished - ran},
+        "versions": library_versions(),
+    }
+    if payload.get("memory"):
+        out["memory"] = result.get_memory(0)
+    return out
+
+
+@kind("transpile")
+def transpile_circuit(payload: dict[str, Any]) -> dict[str, Any]:
+    """Transpile for a device, or for basis gates and a coupling map, at the asked optimisation level; returns
+    OpenQASM 3 text and the circuit's shape before and after."""
+    circuit = load_circuit(payload["circuit"])
+    level = payload.get("optimization_level", 1)
+    target: dict[str, Any]
+    try:
+        if payload.get("backend"):
+            target = {"backend": backends.device(payload["backend"])}
+        else:
+            target = {"basis_gates": payload["basis_gates"], "coupling_map": payload.get("coupling_map")}
+        out = transpile(circuit, optimization_level=level, seed_transpiler=payload.get("seed"), **target)
+    except Exception as exc:  # the transpiler explains what it could not map
+        raise PermanentFailure(f"the circuit cannot be transpiled for that target: {exc}",
+                               type="TranspileError") from None
+    return {"qasm3": qasm3.dumps(out), "optimization_level": level, "backend": payload.get("backend"),
+            "before": _shape(circuit), "after": _shape(out), "versions": library_versions()}
+
+
+@kind("convert")
+def convert(payload: dict[str, Any]) -> dict[str, Any]:
+    """OpenQASM 2 ↔ 3, and OpenQASM 3 → QIR (LLVM text, through qbraid-qir)."""
+    circuit = load_circuit(payload["circuit"])
+    target = payload["target"]
+    try:
+        if target == "qasm2":
+            return {"target": target, "source": qasm2.dumps(circuit)}
+        if target == "qasm3":
+            return {"target": target, "source": qasm3.dumps(circuit)}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from qbraid_qir.qasm3 import qasm3_to_qir
+
+            module = qasm3_to_qir(qasm3.dumps(circuit))
+        return {"target": target, "source": str(module)}
+    except Exception as exc:  # e.g. OpenQASM 3 control flow has no OpenQASM 2 form
+        raise PermanentFailure(f"the circuit cannot be converted to {target}: {exc}", type="ConvertError") from None
+
+
+def _shape(circuit: QuantumCircuit) -> dict[str, Any]:
+    return {"depth": circuit.depth(), "size": circuit.size(), "gate_counts": dict(circuit.count_ops())}
