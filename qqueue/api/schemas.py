@@ -42,6 +42,11 @@ class SimulationOptions(Struct, kw_only=True, forbid_unknown_fields=True, omit_d
     memory: bool = False
     #: Add a measurement of every qubit (for circuits without measurements).
     measure_all: bool = False
+    #: kind "convert": "qasm2", "qasm3" or "qir".
+    target: Literal["qasm2", "qasm3", "qir"] | None = None
+    #: kind "transpile" without a backend: the gate set, and optionally the coupling map, to target.
+    basis_gates: Annotated[list[Annotated[str, Meta(min_length=1, max_length=32)]], Meta(max_length=64)] | None = None
+    coupling_map: Annotated[list[tuple[int, int]], Meta(max_length=10_000)] | None = None
 
 
 class TaskSubmission(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -172,6 +177,11 @@ class TaskDetail(Struct, kw_only=True):
     profile: dict[str, Any] | None
     #: The kind's result once completed (for circuits: counts and more).
     result: Any
+    #: True when the result cache answered: a completed task with the same content hash (`cache_key`:
+    #: canonical circuit, shots, seed, method, backend, library versions), `cached_from`, was not run again.
+    cached: bool = False
+    cache_key: str | None = None
+    cached_from: uuid.UUID | None = None
     #: {"type", "message", "retryable"} of the latest failure.
     error: dict[str, Any] | None
     timings: Timings

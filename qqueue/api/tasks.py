@@ -275,6 +275,7 @@ async def _detail(api: ApiContext, task_id: uuid.UUID) -> TaskDetail:
         metadata=row["metadata"], profile=row["profile"],
         # Results can be large: passed through as the JSON text Postgres holds, never decoded here.
         result=msgspec.Raw(row["result_json"].encode()) if row["result_json"] is not None else None,
+        cached=row["cached_from"] is not None, cache_key=row["cache_key"], cached_from=row["cached_from"],
         error=row["error"],
         timings=Timings(queued_s=row["queued_s"], running_s=row["running_s"], reported=row["timings"]),
         status_history=msgspec.Raw(row["history_json"].encode()),  # type: ignore[arg-type]

@@ -43,8 +43,8 @@ def resolve_backend(name: str) -> str:
     """The canonical name of a device, or an `IntakeError` listing the ones there are."""
     key = _normalise(name)
     if key not in _devices():
-        shown = ", ".join(available_backends()[:12])
-        raise IntakeError(f"unknown backend {name!r}; use a fake IBM device such as {shown}, …",
+        raise IntakeError(f"unknown backend {name!r}; use one of the {len(_devices())} fake IBM devices, e.g. "
+                          "fake_manila or fake_jakarta (all are listed in details.available)",
                           code="unknown_backend", details={"available": available_backends()})
     return key
 

@@ -113,7 +113,8 @@ def _kind_fields(kind: str, opts: preflight.Options, shots: int) -> dict[str, An
         if opts.backend is None and not opts.basis_gates:
             raise IntakeError("transpile needs a target: a backend, or basis_gates (and optionally coupling_map)",
                               code="invalid_options")
-        return {"backend": opts.backend, "basis_gates": opts.basis_gates, "coupling_map": opts.coupling_map,
+        coupling = [list(edge) for edge in opts.coupling_map] if opts.coupling_map else None
+        return {"backend": opts.backend, "basis_gates": opts.basis_gates, "coupling_map": coupling,
                 "optimization_level": 1 if opts.optimization_level is None else opts.optimization_level,
                 "seed": opts.seed}
     if opts.target not in CONVERT_TARGETS:

@@ -22,7 +22,7 @@ ORDER BY queue;
 -- Times inside the history JSON are formatted as UTC ISO 8601, like every other time on the wire.
 SELECT t.id, t.status, t.kind, t.queue, t.priority, t.attempt, t.max_attempts, t.run_at, t.timeout_s,
        t.created_at, t.started_at, t.finished_at, t.cancel_requested_at, t.worker_id, t.correlation_id,
-       t.tags, t.metadata, t.profile, t.error, t.timings, t.result::text AS result_json,
+       t.tags, t.metadata, t.profile, t.error, t.timings, t.result::text AS result_json, t.cache_key, t.cached_from,
        CASE WHEN t.status = 'pending' THEN 1 + (
            SELECT count(*)
            FROM qqueue.tasks a

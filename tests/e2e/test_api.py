@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import importlib.util
 import json
 import logging
 import signal
@@ -32,11 +31,6 @@ from tests.e2e.api_support import BELL, ApiServer, private_postgres, raw_request
 pytestmark = pytest.mark.slow
 
 FINISHED = {"completed", "failed", "cancelled"}
-#: The circuit path needs intake (preflight) and the simulate kind; both are being built alongside the API.
-SIMULATE_AVAILABLE = all(importlib.util.find_spec(m) is not None
-                         for m in ("qqueue.intake", "qqueue.execution.quantum"))
-needs_simulate = pytest.mark.skipif(
-    not SIMULATE_AVAILABLE, reason="the simulate kind (qqueue.intake, qqueue.execution.quantum) is not built yet")
 
 
 # --- fixtures --------------------------------------------------------------------------------------------------
@@ -115,7 +109,6 @@ def assert_error(response: httpx.Response, status: int, *, contains: str = "") -
 # --- the seed flow ---------------------------------------------------------------------------------------------
 
 
-@needs_simulate
 def test_bell_circuit_submitted_with_the_minimal_body_completes_with_counts(api, worker):
     response = api.client.post("/tasks", json={"qc": BELL, "shots": 100})
     assert response.status_code == 201, response.text
@@ -130,11 +123,23 @@ def test_bell_circuit_submitted_with_the_minimal_body_completes_with_counts(api,
     assert task["profile"] is not None
 
 
-@needs_simulate
 def test_circuit_that_does_not_parse_is_rejected_with_its_position(api):
     response = api.client.post("/tasks", json={"qc": "OPENQASM 2.0;\nqreg q[2];\nfoo q[0];\n", "shots": 10})
     body = assert_error(response, 422)
-    assert body["error"]["code"] and body["error"]["message"]
+    assert (body["error"]["code"], body["error"]["line"]) == ("undefined_gate", 3)
+    assert "'foo' is not defined" in body["error"]["message"]
+
+
+def test_seeded_repeat_is_answered_from_the_cache_and_says_so(api, worker):
+    def run() -> dict:
+        response = api.client.post("/tasks", json={"qc": BELL, "shots": 64, "options": {"seed": 9}})
+        assert response.status_code == 201, response.text
+        return wait_until(lambda: finished(api, response.json()["task_id"]), timeout_s=60)
+
+    first, second = run(), run()
+    assert (first["cached"], second["cached"]) == (False, True)
+    assert second["cached_from"] == first["task_id"] and second["cache_key"] == first["cache_key"]
+    assert second["result"] == first["result"]
 
 
 def test_submitted_task_runs_and_reports_its_history_timings_and_attempts(api, worker):
