@@ -421,11 +421,35 @@ def bench_queue(
     url = _url(settings)
     figures = _guard(lambda: run_queue_bench(url, tasks=tasks, workers=workers, concurrency=concurrency,
                                              pickups=pickups, finished_rows=finished_rows))
+    _print_figures(figures, as_json)
+
+
+@bench_app.command("circuits")
+def bench_circuits(
+    tasks: Annotated[int, typer.Option(min=10, help="Bell tasks to drain end to end.")] = 3000,
+    concurrency: Annotated[int, typer.Option(min=1, help="Slots of the one worker.")] = 2,
+    shots: Annotated[int, typer.Option(min=1, max=100_000, help="Shots per circuit.")] = 1024,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Bell circuits: in-process cost per circuit (the limit) and end-to-end tasks/s through the queue.
+
+    Example: qqueue bench circuits --tasks 3000 --concurrency 2 --json
+    """
+    from qqueue.bench.circuits import run_circuits_bench
+
+    url = _url(_settings(database_url=database_url, data_dir=data_dir))
+    figures = _guard(lambda: run_circuits_bench(url, tasks=tasks, concurrency=concurrency, shots=shots))
+    _print_figures(figures, as_json)
+
+
+def _print_figures(figures: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(figures))
     else:
         for key, value in figures.items():
-            typer.echo(f"{key:>24}: {value}")
+            typer.echo(f"{key:>28}: {value}")
 
 
 def main() -> None:

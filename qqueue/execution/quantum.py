@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 import warnings
+from functools import lru_cache
 from typing import Any
 
 from qiskit import QuantumCircuit, qasm2, qasm3, transpile
@@ -22,9 +23,17 @@ from qqueue.execution.versions import library_versions
 
 
 def load_circuit(circuit: dict[str, str]) -> QuantumCircuit:
-    """Parse the circuit intake normalised (OpenQASM 2 whenever it could, the fastest to parse)."""
-    text = circuit["source"]
-    if circuit["format"] == "qasm2":
+    """Parse the circuit intake normalised (OpenQASM 2 whenever it could, the fastest to parse).
+
+    The same circuit is often run many times (other seeds, other shots): a slot keeps the last circuits it
+    parsed. Callers must not mutate the circuit they get; simulation does not, and transpile returns a copy.
+    """
+    return _parse(circuit["format"], circuit["source"])
+
+
+@lru_cache(maxsize=64)
+def _parse(fmt: str, text: str) -> QuantumCircuit:
+    if fmt == "qasm2":
         return qasm2.loads(text, custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
     return qasm3.loads(text)
 

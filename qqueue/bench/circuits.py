@@ -1,0 +1,82 @@
+"""`qqueue bench circuits`: what a Bell circuit costs in-process, and how close the queue comes to it.
+
+- in-process limit: the `simulate` kind called in a loop on one core with the payload intake prepared
+  (parse + simulate), as circuits/s; times `concurrency` is what `concurrency` slots could do at best;
+- end to end: unseeded Bell tasks (so none is answered from the cache) enqueued, then drained by one real
+  worker with `concurrency` slots; tasks / (last finish - first start) from the database's own timestamps;
+- ratio: end to end / (in-process limit x concurrency).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from typing import Any
+
+from qqueue import db, migrate
+from qqueue import queue as q
+from qqueue.errors import QQueueError
+from qqueue.execution.quantum import simulate
+from qqueue.intake import prepare
+from qqueue.tasks import TaskSpec
+
+BELL = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n'
+
+
+def in_process_bell(n: int = 300, shots: int = 1024) -> dict[str, float]:
+    """Median cost of one Bell circuit through the `simulate` kind in this process, and its parse share."""
+    payload = prepare(BELL, shots=shots).payload
+    for _ in range(20):  # warm the simulator and the parser
+        simulate(payload)
+    costs, parses = [], []
+    for _ in range(n):
+        started = time.perf_counter()
+        result = simulate(payload)
+        costs.append(time.perf_counter() - started)
+        parses.append(result["timings"]["parse_s"])
+    median = statistics.median(costs)
+    return {"in_process_ms": round(median * 1000, 3), "in_process_parse_ms": round(statistics.median(parses) * 1000, 3),
+            "in_process_circuits_per_s": round(1 / median)}
+
+
+def run_circuits_bench(url: str, *, tasks: int, concurrency: int, shots: int = 1024) -> dict[str, Any]:
+    """Run both measurements in one go and return the figures (see the module docstring)."""
+    figures: dict[str, Any] = {"tasks": tasks, "concurrency": concurrency, "shots": shots}
+    figures.update(in_process_bell(shots=shots))
+    queue = f"bench-circuits-{uuid.uuid4().hex[:8]}"
+    prepared = prepare(BELL, shots=shots)
+    spec = TaskSpec(kind="simulate", queue=queue, payload=prepared.payload, profile=prepared.profile)
+    env = {k: v for k, v in os.environ.items() if k != "QQUEUE_DATABASE_URL"}
+    with db.connection(url) as conn, tempfile.TemporaryFile() as log:
+        migrate.check_current(conn)
+        try:
+            for i in range(0, tasks, 1000):
+                q.enqueue_many(conn, [spec] * min(1000, tasks - i))
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "qqueue", "worker", "--database-url", url, "--queue", queue,
+                 "--concurrency", str(concurrency), "--log-level", "WARNING"], env=env, stdout=log, stderr=log)
+            try:
+                deadline = time.monotonic() + 600
+                while db.run(conn, "bench_unfinished_count", queue=queue)["unfinished"]:
+                    if time.monotonic() > deadline or worker.poll() is not None:
+                        raise QQueueError("the circuit benchmark's worker did not drain the queue")
+                    time.sleep(0.05)
+            finally:
+                worker.terminate()
+                worker.wait(60)
+            window = db.run(conn, "bench_window", queue=queue)
+            if window["completed"] != tasks:
+                raise QQueueError(f"only {window['completed']} of {tasks} circuits completed")
+            elapsed = (window["last_finish"] - window["first_start"]).total_seconds()
+        finally:
+            db.run(conn, "bench_delete_queue", queue=queue)
+    end_to_end = tasks / max(elapsed, 1e-9)
+    figures["end_to_end_tasks_per_s"] = round(end_to_end)
+    figures["limit_tasks_per_s"] = figures["in_process_circuits_per_s"] * concurrency
+    figures["ratio"] = round(end_to_end / figures["limit_tasks_per_s"], 3)
+    return figures
