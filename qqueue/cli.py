@@ -158,34 +158,20 @@ def serve(
 
 @app.command()
 def dev(
+    port: Annotated[int, typer.Option(envvar="QQUEUE_PORT", min=0, max=65535, help="API port.")] = 8000,
     data_dir: DataDir = None,
     concurrency: Concurrency = None,
 ) -> None:
-    """Start everything on this machine with no set-up: embedded PostgreSQL, migrations and a worker.
+    """Start everything with no set-up: embedded PostgreSQL, migrations, a worker and the HTTP API on 127.0.0.1.
 
-    Ctrl-C stops it all. Example: qqueue dev --concurrency 2
+    Data is kept in --data-dir across restarts; Ctrl-C stops it all. Example: qqueue dev --port 8000
     """
-    from qqueue import db
-    from qqueue import migrate as migrations
+    from qqueue import dev as local
     from qqueue.logs import setup_logging
-    from qqueue.worker.supervisor import Supervisor
 
     settings = _settings(data_dir=data_dir, concurrency=concurrency, database_url=None)
     setup_logging(settings.log_level)
-    from qqueue.embedded import start
-
-    url = _guard(lambda: start(settings.data_dir, keep_running=False))
-
-    def prepare() -> None:
-        with db.connection(url) as conn:
-            migrations.migrate(conn)
-
-    _guard(prepare)
-    typer.secho(f"qqueue dev: PostgreSQL at {url}", fg=typer.colors.GREEN, err=True)
-    typer.secho(f"            worker with {settings.effective_concurrency()} slots; Ctrl-C stops everything",
-                fg=typer.colors.GREEN, err=True)
-    code = _guard(lambda: Supervisor(settings, url).run())
-    raise typer.Exit(code)
+    raise typer.Exit(_guard(lambda: local.run(settings, port=port)))
 
 
 @app.command()
