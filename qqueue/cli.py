@@ -271,6 +271,60 @@ def _print_json(value: Any) -> None:
 
 
 @app.command()
+def submit(
+    file: Annotated[str, typer.Argument(help="OpenQASM 2 or 3 file, or - for standard input.")],
+    shots: Annotated[int, typer.Option(help="Shots (1-100,000).")] = 1024,
+    kind: Annotated[str, typer.Option(help="simulate, transpile or convert.")] = "simulate",
+    queue: Annotated[str, typer.Option(help="Queue to put it on.")] = "default",
+    priority: Annotated[int, typer.Option(min=-100, max=100, help="Higher runs first.")] = 0,
+    seed: Annotated[int | None, typer.Option(help="Simulator seed, for reproducible counts.")] = None,
+    method: Annotated[str | None, typer.Option(help="Aer method, e.g. statevector or stabilizer.")] = None,
+    backend: Annotated[str | None, typer.Option(help="Fake IBM device to run with noise, e.g. fake_manila.")] = None,
+    target: Annotated[str | None, typer.Option(help="For convert: qasm2, qasm3 or qir.")] = None,
+    measure_all: Annotated[bool, typer.Option("--measure-all", help="Measure every qubit at the end.")] = False,
+    wait: Annotated[float | None, typer.Option(help="Wait up to this many seconds for the result.")] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Submit a circuit; with --wait, show its counts as a histogram when it is done.
+
+    Example: qqueue submit bell.qasm --shots 1000 --wait 30
+    """
+    from qqueue import queue as q
+    from qqueue.intake import prepare
+    from qqueue.tasks import TaskSpec
+
+    try:
+        source = sys.stdin.buffer.read() if file == "-" else open(file, "rb").read()  # noqa: SIM115
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror}")
+    options = {"seed": seed, "method": method, "backend": backend, "target": target, "measure_all": measure_all}
+    prepared = _guard(lambda: prepare(source, kind=kind, shots=shots, options=options))
+    spec = TaskSpec(kind=kind, queue=queue, priority=priority, payload=prepared.payload, profile=prepared.profile,
+                    cache_key=prepared.cache_key)
+    url = _url(_settings(database_url=database_url, data_dir=data_dir))
+    task_id = _connected(url, lambda conn: q.enqueue(conn, spec)).id
+    if wait is None:
+        _print_json({"task_id": task_id, "status": "pending"}) if as_json else typer.echo(task_id)
+        return
+    from qqueue.console import console, task_details
+
+    def until_done(conn: Any) -> dict[str, Any]:
+        q.wait_finished(conn, task_id, timeout_s=wait)
+        return _task_detail(conn, task_id)
+
+    with console.status(f"waiting for {task_id}…"):
+        task = _connected(url, until_done)
+    if as_json:
+        _print_json(task)
+    else:
+        task_details(task)
+    if task["status"] != "completed":
+        raise typer.Exit(1 if task["status"] in ("failed", "cancelled") else 3)
+
+
+@app.command()
 def get(
     task_id: Annotated[str, typer.Argument(help="The task's id.")],
     database_url: DatabaseUrl = None,

@@ -6,6 +6,7 @@ with its history rows. Writes by a worker are fenced on (task id, attempt, worke
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -30,6 +31,7 @@ __all__ = [
     "finish_cancelled_many",
     "get",
     "get_events",
+    "wait_finished",
     "next_run_at",
     "purge_finished",
     "reclaim_expired",
@@ -189,6 +191,24 @@ def purge_finished(conn: psycopg.Connection[Any], *, older_than_s: float, batch:
         total += deleted
         if deleted < batch:
             return total
+
+
+def wait_finished(conn: psycopg.Connection[Any], task_id: uuid.UUID, *, timeout_s: float) -> dict[str, Any]:
+    """Block until the task ends or `timeout_s` passes, woken by NOTIFY (never a polling loop); returns the row.
+
+    Uses `conn` for LISTEN, so give it a connection of its own.
+    """
+    db.run(conn, "task_listen_finished")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        # Checked after LISTEN, so an end that happens in between is never missed.
+        row = get(conn, task_id)
+        left = deadline - time.monotonic()
+        if row["status"] in ("completed", "failed", "cancelled") or left <= 0:
+            return row
+        for note in conn.notifies(timeout=left):
+            if note.payload == "*" or str(task_id) in note.payload.split(","):
+                break
 
 
 # shared by queue_async ----------------------------------------------------------------------------------------
