@@ -484,6 +484,29 @@ def bench_circuits(
     _print_figures(figures, as_json)
 
 
+@bench_app.command("http")
+def bench_http(
+    tasks: Annotated[int, typer.Option(min=10, help="Bell circuits to submit and wait for.")] = 2000,
+    concurrency: Annotated[int, typer.Option(min=1, help="Client loops submitting at once.")] = 16,
+    rate: Annotated[float | None, typer.Option(min=1, help="Open-loop submit rate (requests/s).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (one slot each) to start.")] = 2,
+    url: Annotated[str | None, typer.Option(help="A running API to load instead of starting one.")] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Bell circuits over HTTP: submit req/s, POST latency, completed tasks/s, end-to-end latency.
+
+    Example: qqueue bench http --tasks 2000 --concurrency 16 --json
+    """
+    from qqueue.bench.http import run_http_bench
+
+    db_url = None if url else _url(_settings(database_url=database_url, data_dir=data_dir))
+    figures = _guard(lambda: run_http_bench(db_url, url=url, tasks=tasks, concurrency=concurrency, rate=rate,
+                                            workers=workers))
+    _print_figures(figures, as_json)
+
+
 def _print_figures(figures: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(figures))
