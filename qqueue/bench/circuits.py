@@ -9,10 +9,6 @@
 
 from __future__ import annotations
 
-import os
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -20,7 +16,7 @@ from typing import Any
 
 from qqueue import db, migrate
 from qqueue import queue as q
-from qqueue.errors import QQueueError
+from qqueue.bench import harness
 from qqueue.execution.quantum import simulate
 from qqueue.intake import prepare
 from qqueue.tasks import TaskSpec
@@ -39,8 +35,8 @@ def in_process_bell(n: int = 300, shots: int = 1024) -> dict[str, float]:
         result = simulate(payload)
         costs.append(time.perf_counter() - started)
         parses.append(result["timings"]["parse_s"])
-    median = statistics.median(costs)
-    return {"in_process_ms": round(median * 1000, 3), "in_process_parse_ms": round(statistics.median(parses) * 1000, 3),
+    median = harness.quantile(costs, 0.5)
+    return {"in_process_ms": round(median * 1000, 3), "in_process_parse_ms": round(harness.quantile(parses, 0.5) * 1000, 3),
             "in_process_circuits_per_s": round(1 / median)}
 
 
@@ -51,31 +47,18 @@ def run_circuits_bench(url: str, *, tasks: int, concurrency: int, shots: int = 1
     queue = f"bench-circuits-{uuid.uuid4().hex[:8]}"
     prepared = prepare(BELL, shots=shots)
     spec = TaskSpec(kind="simulate", queue=queue, payload=prepared.payload, profile=prepared.profile)
-    env = {k: v for k, v in os.environ.items() if k != "QQUEUE_DATABASE_URL"}
     with db.connection(url) as conn, tempfile.TemporaryFile() as log:
         migrate.check_current(conn)
         try:
             for i in range(0, tasks, 1000):
                 q.enqueue_many(conn, [spec] * min(1000, tasks - i))
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "qqueue", "worker", "--database-url", url, "--queue", queue,
-                 "--concurrency", str(concurrency), "--log-level", "WARNING"], env=env, stdout=log, stderr=log)
+            procs = harness.start_workers(url, queue, count=1, concurrency=concurrency, log=log)
             try:
-                deadline = time.monotonic() + 600
-                while db.run(conn, "bench_unfinished_count", queue=queue)["unfinished"]:
-                    if time.monotonic() > deadline or worker.poll() is not None:
-                        raise QQueueError("the circuit benchmark's worker did not drain the queue")
-                    time.sleep(0.05)
+                end_to_end = harness.drain_rate(conn, queue, tasks=tasks, procs=procs)
             finally:
-                worker.terminate()
-                worker.wait(60)
-            window = db.run(conn, "bench_window", queue=queue)
-            if window["completed"] != tasks:
-                raise QQueueError(f"only {window['completed']} of {tasks} circuits completed")
-            elapsed = (window["last_finish"] - window["first_start"]).total_seconds()
+                harness.stop(procs)
         finally:
             db.run(conn, "bench_delete_queue", queue=queue)
-    end_to_end = tasks / max(elapsed, 1e-9)
     figures["end_to_end_tasks_per_s"] = round(end_to_end)
     figures["limit_tasks_per_s"] = figures["in_process_circuits_per_s"] * concurrency
     figures["ratio"] = round(end_to_end / figures["limit_tasks_per_s"], 3)

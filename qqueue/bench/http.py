@@ -11,9 +11,7 @@ then waits for every task with `GET /tasks/{id}?wait=`. Figures, in one run:
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,19 +21,15 @@ from typing import Any
 
 import httpx
 
+from qqueue.bench import harness
 from qqueue.errors import QQueueError
 
 BELL = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n'
 WAITERS = 32
 
 
-def _quantiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-
-    def at(fraction: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000, 2)
-
-    return {"p50": round(statistics.median(ordered) * 1000, 2), "p95": at(0.95), "p99": at(0.99)}
+def _ms(values: list[float], fraction: float) -> float:
+    return round(harness.quantile(values, fraction) * 1000, 2)
 
 
 def _free_port() -> int:
@@ -84,12 +78,12 @@ async def _load(base: str, *, tasks: int, concurrency: int, rate: float | None, 
     finished = [datetime.fromisoformat(t["finished_at"]) for t in done]
     window = (max(finished) - min(created)).total_seconds()
     e2e = [(f - c).total_seconds() for c, f in zip(created, finished)]
-    post = _quantiles(post_latency)
     return {
         "submit_requests_per_s": round(tasks / submit_s),
-        "post_p50_ms": post["p50"], "post_p95_ms": post["p95"], "post_p99_ms": post["p99"],
+        "post_p50_ms": _ms(post_latency, 0.5), "post_p95_ms": _ms(post_latency, 0.95),
+        "post_p99_ms": _ms(post_latency, 0.99),
         "completed_tasks_per_s": round(tasks / max(window, 1e-9)),
-        "end_to_end_p50_ms": _quantiles(e2e)["p50"], "end_to_end_p95_ms": _quantiles(e2e)["p95"],
+        "end_to_end_p50_ms": _ms(e2e, 0.5), "end_to_end_p95_ms": _ms(e2e, 0.95),
     }
 
 
@@ -99,7 +93,6 @@ def run_http_bench(database_url: str | None, *, url: str | None, tasks: int, con
     `url` names a running API."""
     figures: dict[str, Any] = {"tasks": tasks, "concurrency": concurrency, "rate": rate, "shots": shots}
     procs: list[subprocess.Popen[bytes]] = []
-    env = {k: v for k, v in os.environ.items() if k != "QQUEUE_DATABASE_URL"}
     with tempfile.TemporaryFile() as log:
         try:
             if url is None:
@@ -107,18 +100,15 @@ def run_http_bench(database_url: str | None, *, url: str | None, tasks: int, con
                     raise QQueueError("give --url of a running API, or a database to start one on")
                 port = _free_port()
                 url = f"http://127.0.0.1:{port}"
-                common = ["--database-url", database_url, "--log-level", "WARNING"]
-                procs.append(subprocess.Popen([sys.executable, "-m", "qqueue", "serve", "--port", str(port), *common],
-                                              env=env, stdout=log, stderr=log))
-                procs += [subprocess.Popen([sys.executable, "-m", "qqueue", "worker", "--concurrency", "1", *common],
-                                           env=env, stdout=log, stderr=log) for _ in range(workers)]
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "qqueue", "serve", "--port", str(port), "--database-url", database_url,
+                     "--log-level", "WARNING"], env=harness.child_env(), stdout=log, stderr=log))
+                procs += harness.start_workers(database_url, None, count=workers, concurrency=1, log=log)
                 _wait_healthy(url, procs)
+                _warm_up(url, workers)
             figures.update(asyncio.run(_load(url, tasks=tasks, concurrency=concurrency, rate=rate, shots=shots)))
         finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                proc.wait(60)
+            harness.stop(procs)
     return figures
 
 
@@ -135,3 +125,11 @@ def _wait_healthy(url: str, procs: list[subprocess.Popen[bytes]]) -> None:
             pass
         time.sleep(0.1)
     raise QQueueError("the API did not become healthy within 60 s")
+
+
+def _warm_up(url: str, workers: int) -> None:
+    """Run a few circuits first, so slot start-up (importing Qiskit) is not counted as latency."""
+    with httpx.Client(base_url=url, timeout=60) as client:
+        ids = [client.post("/tasks", json={"qc": BELL, "shots": 16}).json()["task_id"] for _ in range(4 * workers)]
+        for task_id in ids:
+            client.get(f"/tasks/{task_id}", params={"wait": 30})

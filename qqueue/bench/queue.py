@@ -10,10 +10,6 @@ Figures, all measured in one run on a queue of its own (removed afterwards):
 
 from __future__ import annotations
 
-import os
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -22,36 +18,10 @@ from typing import Any
 
 from qqueue import db, migrate
 from qqueue import queue as q
-from qqueue.errors import QQueueError
+from qqueue.bench import harness
 from qqueue.tasks import TaskSpec
 
 ENQUEUE_CHUNK = 1000
-
-
-def _quantile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def _workers(url: str, queue: str, count: int, concurrency: int, log: Any) -> list[subprocess.Popen[bytes]]:
-    env = {**os.environ}
-    env.pop("QQUEUE_DATABASE_URL", None)
-    return [
-        subprocess.Popen(
-            [sys.executable, "-m", "qqueue", "worker", "--database-url", url, "--queue", queue,
-             "--concurrency", str(concurrency), "--log-level", "WARNING"],
-            env=env, stdout=log, stderr=log,
-        )
-        for _ in range(count)
-    ]
-
-
-def _wait_for(predicate: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise QQueueError(f"benchmark gave up waiting for {what}")
-        time.sleep(0.01)
 
 
 def run_queue_bench(url: str, *, tasks: int, workers: int, concurrency: int, pickups: int,
@@ -78,21 +48,12 @@ def run_queue_bench(url: str, *, tasks: int, workers: int, concurrency: int, pic
                 q.enqueue_many(conn, specs[i : i + ENQUEUE_CHUNK])
             figures["enqueue_tasks_per_s"] = round(tasks / (time.perf_counter() - started))
 
-            procs = _workers(url, queue, workers, concurrency, log)
+            procs = harness.start_workers(url, queue, count=workers, concurrency=concurrency, log=log)
             try:
-                _wait_for(lambda: db.run(conn, "bench_unfinished_count", queue=queue)["unfinished"] == 0, 600,
-                          "the drain")
-                window = db.run(conn, "bench_window", queue=queue)
-                if window["completed"] != tasks:
-                    raise QQueueError(f"only {window['completed']} of {tasks} tasks completed")
-                elapsed = (window["last_finish"] - window["first_start"]).total_seconds()
-                figures["drain_tasks_per_s"] = round(tasks / max(elapsed, 1e-9))
+                figures["drain_tasks_per_s"] = round(harness.drain_rate(conn, queue, tasks=tasks, procs=procs))
                 figures.update(_pickup_latency(conn, queue, pickups))
             finally:
-                for proc in procs:
-                    proc.terminate()
-                for proc in procs:
-                    proc.wait(60)
+                harness.stop(procs)
         finally:
             with db.connection(url, statement_timeout_s=3600) as cleaner:
                 for name in (queue, history):
@@ -104,12 +65,12 @@ def _pickup_latency(conn: Any, queue: str, samples: int) -> dict[str, float]:
     latencies = []
     for _ in range(samples):
         task_id = q.enqueue(conn, TaskSpec(kind="noop", queue=queue)).id
-        _wait_for(lambda: q.get(conn, task_id)["status"] == "completed", 30, "a single task")
+        harness.wait_for(lambda: q.get(conn, task_id)["status"] == "completed", timeout_s=30, what="a single task")
         row = q.get(conn, task_id)
         slot_start = datetime.fromisoformat(row["timings"]["slot_started_at"])
         latencies.append((slot_start - row["created_at"]).total_seconds() * 1000)
         time.sleep(0.01)  # the queue is idle again before the next sample
     return {
-        "pickup_p50_ms": round(statistics.median(latencies), 2),
-        "pickup_p95_ms": round(_quantile(latencies, 0.95), 2),
+        "pickup_p50_ms": round(harness.quantile(latencies, 0.5), 2),
+        "pickup_p95_ms": round(harness.quantile(latencies, 0.95), 2),
     }

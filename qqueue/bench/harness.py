@@ -1,0 +1,70 @@
+"""What the benchmarks share: worker processes on a private queue, waiting with a deadline, drain rates taken
+from the database's own timestamps, and percentiles."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import IO, Any
+
+from qqueue import db
+from qqueue.errors import QQueueError
+
+
+def quantile(values: Sequence[float], fraction: float) -> float:
+    """The value at `fraction` (0..1) of the sorted values; the median for 0.5."""
+    if fraction == 0.5:
+        return statistics.median(values)
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def child_env() -> dict[str, str]:
+    """This process's environment for a child given its database explicitly."""
+    return {k: v for k, v in os.environ.items() if k != "QQUEUE_DATABASE_URL"}
+
+
+def start_workers(url: str, queue: str | None, *, count: int, concurrency: int,
+                  log: IO[bytes]) -> list[subprocess.Popen[bytes]]:
+    """`count` real `qqueue worker` processes with `concurrency` slots each, on `queue` (default queue: None)."""
+    args = ["--database-url", url, "--concurrency", str(concurrency), "--log-level", "WARNING"]
+    if queue is not None:
+        args += ["--queue", queue]
+    return [subprocess.Popen([sys.executable, "-m", "qqueue", "worker", *args], env=child_env(), stdout=log,
+                             stderr=log) for _ in range(count)]
+
+
+def stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every process, then wait for each (workers hand back what they hold)."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(60)
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout_s: float, what: str, interval_s: float = 0.01) -> None:
+    """Poll `predicate` until it is truthy; give up with a clear error at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise QQueueError(f"the benchmark gave up waiting for {what}")
+        time.sleep(interval_s)
+
+
+def drain_rate(conn: Any, queue: str, *, tasks: int, procs: Sequence[subprocess.Popen[bytes]]) -> float:
+    """Wait until `queue` is drained; tasks per second between its first start and its last finish."""
+
+    def drained() -> bool:
+        if all(p.poll() is not None for p in procs):
+            raise QQueueError("every worker exited before the queue was drained")
+        return db.run(conn, "bench_unfinished_count", queue=queue)["unfinished"] == 0
+
+    wait_for(drained, timeout_s=600, what="the queue to drain", interval_s=0.05)
+    window = db.run(conn, "bench_window", queue=queue)
+    if window["completed"] != tasks:
+        raise QQueueError(f"only {window['completed']} of {tasks} tasks completed")
+    return tasks / max((window["last_finish"] - window["first_start"]).total_seconds(), 1e-9)
