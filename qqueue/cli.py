@@ -507,6 +507,28 @@ def bench_http(
     _print_figures(figures, as_json)
 
 
+@bench_app.command("growth")
+def bench_growth(
+    minutes: Annotated[float, typer.Option(min=0.5, help="How long to run the steady load.")] = 5.0,
+    rate: Annotated[float, typer.Option(min=1, help="No-op tasks enqueued per second.")] = 500.0,
+    retention: Annotated[str, typer.Option(help="Workers purge finished tasks older than this.")] = "60s",
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Steady load with retention: table size sampled over time, to show it stays flat. Purges every
+    finished task past the retention, so use a database of its own.
+
+    Example: qqueue bench growth --minutes 5 --rate 500 --retention 60s
+    """
+    from qqueue.bench.growth import run_growth_bench
+
+    retention_s = _guard(lambda: parse_age(retention))
+    url = _url(_settings(database_url=database_url, data_dir=data_dir))
+    figures = _guard(lambda: run_growth_bench(url, minutes=minutes, rate=rate, retention_s=retention_s))
+    _print_figures(figures, as_json)
+
+
 def _print_figures(figures: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(figures))

@@ -28,10 +28,10 @@ def child_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "QQUEUE_DATABASE_URL"}
 
 
-def start_workers(url: str, queue: str | None, *, count: int, concurrency: int,
-                  log: IO[bytes]) -> list[subprocess.Popen[bytes]]:
+def start_workers(url: str, queue: str | None, *, count: int, concurrency: int, log: IO[bytes],
+                  extra: Sequence[str] = ()) -> list[subprocess.Popen[bytes]]:
     """`count` real `qqueue worker` processes with `concurrency` slots each, on `queue` (default queue: None)."""
-    args = ["--database-url", url, "--concurrency", str(concurrency), "--log-level", "WARNING"]
+    args = ["--database-url", url, "--concurrency", str(concurrency), "--log-level", "WARNING", *extra]
     if queue is not None:
         args += ["--queue", queue]
     return [subprocess.Popen([sys.executable, "-m", "qqueue", "worker", *args], env=child_env(), stdout=log,

@@ -58,8 +58,13 @@ def _die_with_parent() -> None:
 def run_one(kind: str, payload: dict[str, Any]) -> tuple[bool, bytes]:
     """Run one task; (True, result JSON) or (False, error JSON). Never raises for a task's own failure."""
     try:
-        result = registry.get(kind)(payload)
-        return True, _encode(result)
+        body = _encode(registry.get(kind)(payload))
+        if b"\\u0000" in body:
+            # PostgreSQL's jsonb cannot hold U+0000; refusing it here keeps one bad result from failing the
+            # whole batch of completions it would be written with.
+            raise TaskFailure("the result contains a NUL character (\\u0000), which cannot be stored",
+                              retryable=False, type="UnstorableResult")
+        return True, body
     except TaskFailure as exc:
         error = {"type": exc.type, "message": exc.message, "retryable": exc.retryable}
     except (TypeError, msgspec.EncodeError) as exc:

@@ -9,6 +9,12 @@ INSERT INTO qqueue.tasks (queue, kind, status, attempt, result, finished_at, cre
 SELECT %(queue)s, 'noop', 'completed', 1, 'null', now() - interval '1 hour', now() - interval '1 hour'
 FROM generate_series(1, %(count)s);
 
+-- name: bench_table_bytes :one
+-- Whole footprint: heap, indexes and TOAST of the task table and of its history.
+SELECT pg_total_relation_size('qqueue.tasks') AS tasks,
+       pg_total_relation_size('qqueue.task_events') AS events,
+       (SELECT count(*) FROM qqueue.tasks) AS rows;
+
 -- name: bench_unfinished_count :one
 -- Reads only the two partial indexes (pending, running), so polling it costs nothing however full the table is.
 SELECT (SELECT count(*) FROM qqueue.tasks WHERE status = 'pending' AND queue = %(queue)s)

@@ -59,3 +59,15 @@ def test_query_files_parse_with_sorted_unique_names():
 def test_migration_files_are_numbered_in_order():
     versions = [m.version for m in migrate.available()]
     assert versions == sorted(versions) and versions[0] == 1
+
+
+def test_a_result_postgres_cannot_store_fails_its_task_not_the_worker():
+    from qqueue.execution import registry
+    from qqueue.worker.slot import run_one
+
+    registry.load(["tests.kinds"])
+    ok, body = run_one("echo", {"text": "nul\x00here"})
+    assert not ok and b"UnstorableResult" in body
+    assert run_one("echo", {"text": "fine"}) == (True, b'{"text":"fine"}')
+    ok, body = run_one("nope", {})
+    assert not ok and b"unknown task kind" in body
