@@ -27,6 +27,8 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(help="Measure qqueue on this machine.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+keys_app = typer.Typer(help="API keys and tenants (used by `qqueue serve --auth`).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 T = TypeVar("T")
 
@@ -144,14 +146,17 @@ def serve(
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = None,
+    auth: Annotated[bool | None, typer.Option(
+        "--auth/--no-auth", help="Require API keys (`qqueue keys create`) on every endpoint but /health; "
+                                 "each tenant sees only its own tasks. Default: QQUEUE_API_AUTH, else off.")] = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /schema).
 
-    Example: qqueue serve --host 0.0.0.0 --port 8000
+    Example: qqueue serve --host 0.0.0.0 --port 8000 --auth
     """
     from qqueue.api.serve import serve as serve_api
 
-    settings = _settings(database_url=database_url, data_dir=data_dir, log_level=log_level)
+    settings = _settings(database_url=database_url, data_dir=data_dir, log_level=log_level, api_auth=auth)
     url = _url(settings)
     _guard(lambda: serve_api(settings, url, host, port))
 
@@ -169,7 +174,8 @@ def dev(
     from qqueue import dev as local
     from qqueue.logs import setup_logging
 
-    settings = _settings(data_dir=data_dir, concurrency=concurrency, database_url=None)
+    # One person's machine: no keys, and (see qqueue.dev) nothing but 127.0.0.1 can reach it.
+    settings = _settings(data_dir=data_dir, concurrency=concurrency, database_url=None, api_auth=False)
     setup_logging(settings.log_level)
     raise typer.Exit(_guard(lambda: local.run(settings, port=port)))
 
@@ -256,7 +262,7 @@ def _task_detail(conn: Any, task_id: Any) -> dict[str, Any]:
     from qqueue import db
     from qqueue.errors import TaskNotFoundError
 
-    row = db.run(conn, "task_get_detail", id=task_id)
+    row = db.run(conn, "task_get_detail", id=task_id, tenant=None)
     if row is None:
         raise TaskNotFoundError(task_id)
     row["result"] = msgspec.json.decode(row.pop("result_json")) if row["result_json"] is not None else None
@@ -369,7 +375,7 @@ def list_tasks(
             _fail(f"unknown status {value!r}; use one of {', '.join(s.value for s in TaskStatus)}")
     url = _url(_settings(database_url=database_url, data_dir=data_dir))
     rows = _connected(url, lambda conn: db.run(
-        conn, "task_list", statuses=status or None, queue=queue, kind=kind, tags=tag or None, created_after=None,
+        conn, "task_list", tenant=None, statuses=status or None, queue=queue, kind=kind, tags=tag or None, created_after=None,
         created_before=None, cursor_created_at=None, cursor_id=None, limit=limit))
     if as_json:
         _print_json(rows)
@@ -423,6 +429,74 @@ def stats(
           title="live workers")
 
 
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Tenant the key acts for (created if new).")],
+    label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
+    max_pending: Annotated[int | None, typer.Option(min=0, help="The tenant's most pending tasks.")] = None,
+    rate: Annotated[float | None, typer.Option(help="The tenant's submissions per second.")] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Make an API key for a tenant and print it once; only its hash is stored.
+
+    Limits given here apply to the tenant (all its keys); unset ones use QQUEUE_API_TENANT_* defaults.
+    Example: qqueue keys create --tenant acme --label ci --max-pending 5000 --rate 50
+    """
+    from qqueue import keys
+
+    url = _url(_settings(database_url=database_url, data_dir=data_dir))
+    made = _connected(url, lambda conn: keys.create(conn, tenant, label=label, max_pending=max_pending,
+                                                    submit_rate_per_s=rate))
+    typer.echo(made.key)
+    typer.secho(f"key {made.prefix} for tenant {made.tenant}: shown once, store it now "
+                f"(revoke with: qqueue keys revoke {made.prefix})", err=True)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key's prefix or id (or the key itself).")],
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Revoke an API key: requests with it are refused (401) from now on.
+
+    Example: qqueue keys revoke k3x9p2m4q8zt
+    """
+    from qqueue import keys
+
+    url = _url(_settings(database_url=database_url, data_dir=data_dir))
+    revoked = _connected(url, lambda conn: keys.revoke(conn, key))
+    if revoked is None:
+        _fail(f"no API key with prefix or id {key!r}")
+    typer.echo(f"revoked key {revoked.prefix} of tenant {revoked.tenant}")
+
+
+@keys_app.command("ls")
+def keys_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List API keys (prefixes, tenants, when made and revoked; never the keys).
+
+    Example: qqueue keys ls --tenant acme
+    """
+    import msgspec
+
+    from qqueue import keys
+
+    url = _url(_settings(database_url=database_url, data_dir=data_dir))
+    rows = [msgspec.to_builtins(k) for k in _connected(url, lambda conn: keys.list_keys(conn, tenant))]
+    if as_json:
+        _print_json(rows)
+        return
+    from qqueue.console import table
+
+    table(rows, ["prefix", "tenant", "label", "created_at", "revoked_at"], title="API keys")
+
+
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -446,7 +520,9 @@ def bench_queue(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
     concurrency: Annotated[int, typer.Option(min=1, help="Slots per worker.")] = 1,
     pickups: Annotated[int, typer.Option(min=5, help="Single tasks timed on an idle queue.")] = 100,
-    finished_rows: Annotated[int, typer.Option(min=0, help="Finished tasks to hold in the table meanwhile.")] = 0,
+    finished_rows: Annotated[int, typer.Option(
+        min=0, help="Also drain before and after writing this many finished tasks into the table; report both.")] = 0,
+    rounds: Annotated[int, typer.Option(min=1, help="Drains per table state with --finished-rows (median).")] = 3,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -460,7 +536,7 @@ def bench_queue(
     settings = _settings(database_url=database_url, data_dir=data_dir)
     url = _url(settings)
     figures = _guard(lambda: run_queue_bench(url, tasks=tasks, workers=workers, concurrency=concurrency,
-                                             pickups=pickups, finished_rows=finished_rows))
+                                             pickups=pickups, finished_rows=finished_rows, rounds=rounds))
     _print_figures(figures, as_json)
 
 

@@ -67,6 +67,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     api_max_batch_body_bytes: int = 32 * 1024 * 1024
     #: Long-poll waiters are re-checked against the database this often even without a notification.
     api_wait_backstop_s: float = 5.0
+    #: Require `Authorization: Bearer <key>` (keys from `qqueue keys create`) on every endpoint but /health; each
+    #: tenant then sees only its own tasks.
+    api_auth: bool = False
+    #: Per-tenant defaults (a tenant's own limits, set with `qqueue keys create`, win): most pending tasks, and
+    #: submissions per second with bursts of up to `api_tenant_submit_burst`. Over either: 429 with Retry-After.
+    api_tenant_max_pending: int = 10_000
+    api_tenant_submit_rate: float = 100.0
+    api_tenant_submit_burst: float = 1_000.0
     #: Kinds the API queues without a circuit (their `payload` as given); every other kind goes through intake.
     api_raw_kinds: list[str] = msgspec.field(default_factory=lambda: ["noop", "sleep", "fail"])
 
@@ -79,6 +87,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError("poll_interval_s, claim_batch and slot_batch must be positive")
         if self.retention_s is not None and self.retention_s < 60:
             raise ConfigError("retention_s must be at least 60 seconds")
+        if self.api_tenant_max_pending < 0 or self.api_tenant_submit_rate <= 0 or self.api_tenant_submit_burst < 1:
+            raise ConfigError("tenant limits must be positive (max pending may be 0)")
         if not self.queues:
             raise ConfigError("at least one queue is required")
 

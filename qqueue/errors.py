@@ -61,6 +61,15 @@ class IdempotencyConflictError(QQueueError):
         self.key = key
 
 
+class RateLimitedError(QQueueError):
+    """Too many submissions: the tenant is over its rate or its pending-task limit; retry after a while."""
+
+    def __init__(self, message: str, *, retry_after_s: float, code: str) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.code = code
+
+
 class IntakeError(QQueueError):
     """The submitted circuit or options were rejected before queueing.
 

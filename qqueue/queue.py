@@ -55,7 +55,7 @@ def enqueue_many(conn: psycopg.Connection[Any], specs: Sequence[TaskSpec]) -> li
         if spec.id in inserted:
             out.append(EnqueuedTask(id=spec.id, created=True))
         else:
-            existing = _by_idempotency_key(conn, spec.idempotency_key)
+            existing = _by_idempotency_key(conn, spec.idempotency_key, spec.tenant)
             out.append(EnqueuedTask(id=existing, created=False))
     return out
 
@@ -65,8 +65,8 @@ def enqueue(conn: psycopg.Connection[Any], spec: TaskSpec) -> EnqueuedTask:
     return enqueue_many(conn, [spec])[0]
 
 
-def _by_idempotency_key(conn: psycopg.Connection[Any], key: str | None) -> uuid.UUID:
-    row = db.run(conn, "task_get_by_idempotency_key", key=key) if key else None
+def _by_idempotency_key(conn: psycopg.Connection[Any], key: str | None, tenant: str | None) -> uuid.UUID:
+    row = db.run(conn, "task_get_by_idempotency_key", key=key, tenant=tenant) if key else None
     if row is None:
         # Only a key conflict skips an insert, and that row exists.
         raise InvalidTransitionError("task insert was skipped without an idempotency key match")
@@ -162,7 +162,7 @@ def cancel(conn: psycopg.Connection[Any], task_id: uuid.UUID) -> str:
 
     Raises `TaskNotFoundError`, or `InvalidTransitionError` when the task already finished.
     """
-    return cancel_outcome(task_id, db.run(conn, "task_cancel", id=task_id))
+    return cancel_outcome(task_id, db.run(conn, "task_cancel", id=task_id, tenant=None))
 
 
 def get(conn: psycopg.Connection[Any], task_id: uuid.UUID) -> dict[str, Any]:

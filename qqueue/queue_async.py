@@ -54,7 +54,8 @@ async def enqueue_many(conn: psycopg.AsyncConnection[Any], specs: Sequence[TaskS
         skipped = [s.idempotency_key for s in rows if s.id not in inserted and s.idempotency_key]
         existing = {}
         if skipped:
-            found = await db.run_async(conn, "task_list_by_idempotency_keys", keys=skipped)
+            # One submission is one tenant's, so every row shares the tenant whose keys are looked up.
+            found = await db.run_async(conn, "task_list_by_idempotency_keys", keys=skipped, tenant=rows[0].tenant)
             existing = {r["idempotency_key"]: r for r in found}
         out = []
         for spec in rows:
@@ -84,9 +85,10 @@ def _created(spec: TaskSpec, inserted: dict[uuid.UUID, dict[str, Any]]) -> Submi
                      correlation_id=spec.correlation_id)
 
 
-async def cancel(conn: psycopg.AsyncConnection[Any], task_id: uuid.UUID) -> str:
+async def cancel(conn: psycopg.AsyncConnection[Any], task_id: uuid.UUID, *, tenant: str | None = None) -> str:
     """Cancel a task: 'cancelled' when it was pending, 'cancel_requested' when it is running.
 
-    Raises `TaskNotFoundError`, or `InvalidTransitionError` when the task already finished.
+    With `tenant`, only that tenant's task can be cancelled. Raises `TaskNotFoundError` (no such task, or
+    another tenant's), or `InvalidTransitionError` when the task already finished.
     """
-    return queue.cancel_outcome(task_id, await db.run_async(conn, "task_cancel", id=task_id))
+    return queue.cancel_outcome(task_id, await db.run_async(conn, "task_cancel", id=task_id, tenant=tenant))

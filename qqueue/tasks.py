@@ -50,6 +50,8 @@ class TaskSpec(msgspec.Struct, kw_only=True):
     cache_key: str | None = None
     #: Hash of the request an idempotency key was first used with (a reuse with another body is refused).
     request_hash: str | None = None
+    #: Who submitted it, with API keys on; None for tasks queued without keys (or by plain SQL).
+    tenant: str | None = None
     #: Assigned at enqueue when unset.
     id: uuid.UUID | None = None
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin, SwaggerRenderPlugin
 
 import qqueue
 from qqueue.api import correlation
+from qqueue.api.auth import bearer_auth
 from qqueue.api.context import ApiContext
 from qqueue.api.errors import EXCEPTION_HANDLERS
 from qqueue.api.health import OperationsController
@@ -32,6 +34,9 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
     >>> uvicorn.run(app, host="0.0.0.0", port=8000)
     """
     context = ApiContext(settings, database_url)
+    middleware = [bearer_auth()] if settings.api_auth else []
+    security = Components(security_schemes={"apiKey": SecurityScheme(
+        type="http", scheme="bearer", description="A key from `qqueue keys create`.")})
     return Litestar(
         route_handlers=[
             Router(path="/", route_handlers=[TaskController, OperationsController],
@@ -48,7 +53,11 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
             description="Run OpenQASM circuits asynchronously on a PostgreSQL-only task queue.",
             path="/schema",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger"), JsonRenderPlugin()],
+            # With API keys on, every operation but GET /health (which opts out) needs a bearer key.
+            components=security if settings.api_auth else Components(),
+            security=[{"apiKey": []}] if settings.api_auth else None,
         ),
         logging_config=None,
         state={"api": context},
+        middleware=middleware,
     )

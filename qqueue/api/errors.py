@@ -18,6 +18,7 @@ from litestar.status_codes import (
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
     HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_429_TOO_MANY_REQUESTS,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
@@ -30,6 +31,7 @@ from qqueue.errors import (
     IdempotencyConflictError,
     IntakeError,
     InvalidTransitionError,
+    RateLimitedError,
     SchemaNotReadyError,
     TaskNotFoundError,
 )
@@ -85,6 +87,12 @@ def intake_error(request: Request[Any, Any, Any], exc: IntakeError) -> Response[
     return error_response(HTTP_422_UNPROCESSABLE_ENTITY, exc.message, error=detail)
 
 
+def rate_limited(request: Request[Any, Any, Any], exc: RateLimitedError) -> Response[ErrorAnswer]:
+    detail = ErrorDetail(code=exc.code, message=exc.message)
+    return error_response(HTTP_429_TOO_MANY_REQUESTS, exc.message, error=detail,
+                          headers={"Retry-After": str(int(exc.retry_after_s))})
+
+
 def database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorAnswer]:
     # The outage itself is logged once by ApiContext; per request, only at debug level.
     log.debug("answered 503: %s", exc, extra=_context(request))
@@ -130,6 +138,7 @@ EXCEPTION_HANDLERS: dict[type[Exception], ExceptionHandler] = {
     InvalidTransitionError: invalid_transition,
     IdempotencyConflictError: idempotency_conflict,
     IntakeError: intake_error,
+    RateLimitedError: rate_limited,
     DatabaseUnavailableError: database_unavailable,
     SchemaNotReadyError: database_unavailable,
     PoolTimeout: database_unavailable,

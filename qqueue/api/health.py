@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 
+from qqueue.api.auth import EXCLUDE_FROM_AUTH, tenant_of
 from qqueue.api.context import ApiContext
 from qqueue.api.schemas import Health, QueueStats, WorkerInfo
 from qqueue.errors import DatabaseUnavailableError
@@ -21,7 +22,8 @@ class OperationsController(Controller):
     path = "/"
     tags = ["operations"]
 
-    @get("/health", summary="Is the API able to serve?", cache=False)
+    @get("/health", summary="Is the API able to serve?", cache=False, opt={EXCLUDE_FROM_AUTH: True},
+         security=[{}])
     async def health(self, api: Api) -> Response[Health]:
         """200 when the database answers and its schema is current; 503 otherwise, answered within a few
         seconds even while the database is down. Recovers by itself when the database returns."""
@@ -48,8 +50,12 @@ class OperationsController(Controller):
         return _unhealthy(health) if behind else Response(health)
 
     @get("/queues", summary="Per-queue task counts", cache=False)
-    async def queues(self, api: Api) -> list[QueueStats]:
-        """From the qqueue.queue_stats view: pending, due, running, finished counts and the oldest due age."""
+    async def queues(self, request: Request[Any, Any, Any], api: Api) -> list[QueueStats]:
+        """From the qqueue.queue_stats view: pending, due, running, finished counts and the oldest due age.
+        With API keys on, counted over the caller's own tasks only."""
+        tenant = tenant_of(request.scope)
+        if tenant is not None:
+            return [QueueStats(**row) for row in await api.read("queue_stats_tenant", tenant=tenant)]
         return [QueueStats(**row) for row in await api.read("queue_stats_all")]
 
     @get("/workers", summary="Live workers", cache=False)

@@ -25,6 +25,10 @@ def serve(settings: Settings, database_url: str, host: str = "127.0.0.1", port: 
     is unreachable or its schema is behind; the app's lifespan checks the same again when it starts.
     """
     setup_logging(settings.log_level)
+    if not settings.api_auth and host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("qqueue.api").warning(
+            "API keys are off and the API listens on %s: whoever reaches it can read, submit and cancel every "
+            "task (turn keys on with --auth or QQUEUE_API_AUTH=true)", host)
     _json_logs_for("psycopg", logging.WARNING)
     _json_logs_for("uvicorn", settings.log_level)
     with db.connection(database_url, connect_timeout_s=5) as conn:

@@ -65,7 +65,7 @@ def _preflight(sub: TaskSubmission) -> tuple[Any, Any, str | None]:
 
 def to_spec(
     sub: TaskSubmission, *, raw_kinds: Sequence[str], correlation_id: str, idempotency_key: str | None,
-    request_hash: str | None = None,
+    request_hash: str | None = None, tenant: str | None = None,
 ) -> TaskSpec:
     """The task to queue for one submission; raises `IntakeError` when it must not be queued.
 
@@ -96,7 +96,7 @@ def to_spec(
         kind=sub.kind, payload=payload, queue=sub.queue, priority=sub.priority, max_attempts=sub.max_attempts,
         run_at=sub.run_at, delay_s=sub.delay_s, timeout_s=sub.timeout_s, idempotency_key=idempotency_key,
         correlation_id=correlation_id, tags=sub.tags, metadata=sub.metadata, profile=profile, cache_key=cache_key,
-        request_hash=request_hash if idempotency_key else None,
+        request_hash=request_hash if idempotency_key else None, tenant=tenant,
     )
 
 
@@ -109,7 +109,7 @@ def _no_nul(encoded: bytes, field: str) -> None:
 
 def to_specs(
     subs: Sequence[TaskSubmission], *, raw_kinds: Sequence[str], correlation_id: str, idempotency_key: str | None,
-    request_hash: str | None = None, per_item_keys: bool = True,
+    request_hash: str | None = None, per_item_keys: bool = True, tenant: str | None = None,
 ) -> list[TaskSpec | IntakeError]:
     """`to_spec` for each submission, an item's error in its place. With `per_item_keys` (batches), item i of
     a request sent with an Idempotency-Key gets the key "{key}/{i}", so a replayed batch finds each of its
@@ -121,7 +121,7 @@ def to_specs(
             key = f"{key}/{index}"
         try:
             out.append(to_spec(sub, raw_kinds=raw_kinds, correlation_id=correlation_id, idempotency_key=key,
-                               request_hash=request_hash))
+                               request_hash=request_hash, tenant=tenant))
         except IntakeError as exc:
             out.append(exc)
     return out

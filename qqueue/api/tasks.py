@@ -25,7 +25,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from qqueue import queue_async
-from qqueue.api import correlation, submit
+from qqueue.api import correlation, limits, submit
+from qqueue.api.auth import tenant_of
 from qqueue.api.context import ApiContext
 from qqueue.api.schemas import (
     NAME_PATTERN,
@@ -78,11 +79,12 @@ def _log_extra(task_id: uuid.UUID | None, cid: str, **more: Any) -> dict[str, An
 
 
 async def _specs(
-    subs: list[TaskSubmission], api: ApiContext, cid: str, key: str | None, digest: str | None, *, batch: bool
+    subs: list[TaskSubmission], api: ApiContext, cid: str, key: str | None, digest: str | None, *, batch: bool,
+    tenant: str | None,
 ) -> list[TaskSpec | IntakeError]:
     """Preflight submissions inline, or on a worker thread when that would hold the event loop too long."""
     work = partial(submit.to_specs, subs, raw_kinds=api.settings.api_raw_kinds, correlation_id=cid,
-                   idempotency_key=key, request_hash=digest, per_item_keys=batch)
+                   idempotency_key=key, request_hash=digest, per_item_keys=batch, tenant=tenant)
     return await anyio.to_thread.run_sync(work) if submit.heavy(subs) else work()
 
 
@@ -106,12 +108,13 @@ class TaskController(Controller):
         """Preflight the circuit and queue it. Answers 201 with the task id and a Location header; 200 with
         the same task for a replay of an earlier request with the same Idempotency-Key."""
         cid = correlation.from_scope(request.scope)
+        tenant = tenant_of(request.scope)
         digest = submit.request_hash(data) if idempotency_key else None
-        [spec] = await _specs([data], api, cid, idempotency_key, digest, batch=False)
+        [spec] = await _specs([data], api, cid, idempotency_key, digest, batch=False, tenant=tenant)
         if isinstance(spec, IntakeError):
             log.info("task rejected: %s", spec.message, extra=_log_extra(None, cid, kind=data.kind, error=spec.code))
             raise spec
-        async with api.connection() as conn:
+        async with api.connection() as conn, limits.admitted(conn, api.settings, tenant, 1):
             [done] = await queue_async.enqueue_many(conn, [spec])
         if done.created:
             log.info("task submitted", extra=_log_extra(done.id, cid, kind=spec.kind, queue=spec.queue))
@@ -127,6 +130,7 @@ class TaskController(Controller):
          responses=_responses("400", "404", "503"))
     async def get_task(
         self,
+        request: Request[Any, Any, Any],
         task_id: FromPath[uuid.UUID],
         api: Api,
         wait: Annotated[
@@ -137,19 +141,21 @@ class TaskController(Controller):
         ] = None,
     ) -> TaskDetail:
         """The task now, or with `wait`, the moment it ends (or when `wait` runs out, whichever is first)."""
+        tenant = tenant_of(request.scope)
         if wait is None:
-            return await _detail(api, task_id)
+            return await _detail(api, task_id, tenant)
         # Watch before reading: an end between the read and the wait would otherwise be missed.
         with api.waiters.watch(task_id) as ended:
-            detail = await _detail(api, task_id)
+            detail = await _detail(api, task_id, tenant)
             if detail.status in _FINISHED:
                 return detail
             await asyncio.wait([ended], timeout=wait)
-        return await _detail(api, task_id)
+        return await _detail(api, task_id, tenant)
 
     @get("/", summary="List tasks, newest first", responses=_responses("400", "503"))
     async def list_tasks(
         self,
+        request: Request[Any, Any, Any],
         api: Api,
         status: Annotated[
             list[TaskStatus] | None, QueryParameter(required=False, description="Any of these; repeat for several.")
@@ -169,7 +175,7 @@ class TaskController(Controller):
         """Tasks matching every filter given, newest first, `limit` per page (keyset pagination)."""
         after_created_at, after_id = _decode_cursor(cursor) if cursor else (None, None)
         rows = await api.read(
-            "task_list", statuses=[s.value for s in status] if status else None, queue=queue, kind=kind,
+            "task_list", tenant=tenant_of(request.scope), statuses=[s.value for s in status] if status else None, queue=queue, kind=kind,
             tags=tags or None, created_after=created_after, created_before=created_before,
             cursor_created_at=after_created_at, cursor_id=after_id, limit=limit + 1,
         )
@@ -193,7 +199,7 @@ class TaskController(Controller):
         'cancelled' shortly. A finished task cannot be cancelled (409)."""
         cid = correlation.from_scope(request.scope)
         async with api.connection() as conn:
-            outcome = await queue_async.cancel(conn, task_id)
+            outcome = await queue_async.cancel(conn, task_id, tenant=tenant_of(request.scope))
         log.info("task %s", outcome.replace("_", " "), extra=_log_extra(task_id, cid))
         if outcome == "cancelled":
             return Response(CancelAnswer(task_id=task_id, status="cancelled", message="Task cancelled."))
@@ -226,12 +232,13 @@ class BatchController(Controller):
         "{key}/{i}": replaying the batch returns the same ids; a different body with the same key is a 409.
         """
         cid = correlation.from_scope(request.scope)
+        tenant = tenant_of(request.scope)
         digest = submit.request_hash(data) if idempotency_key else None
-        prepared = await _specs(data.tasks, api, cid, idempotency_key, digest, batch=True)
+        prepared = await _specs(data.tasks, api, cid, idempotency_key, digest, batch=True, tenant=tenant)
         specs = [p for p in prepared if isinstance(p, TaskSpec)]
         done: list[queue_async.Submitted] = []
         if specs:
-            async with api.connection() as conn:
+            async with api.connection() as conn, limits.admitted(conn, api.settings, tenant, len(specs)):
                 done = await queue_async.enqueue_many(conn, specs)
         results = iter(done)
         items = []
@@ -262,8 +269,9 @@ class BatchController(Controller):
         return Response(answer, status_code=code)
 
 
-async def _detail(api: ApiContext, task_id: uuid.UUID) -> TaskDetail:
-    row = await api.read("task_get_detail", id=task_id)
+async def _detail(api: ApiContext, task_id: uuid.UUID, tenant: str | None) -> TaskDetail:
+    # Another tenant's task reads exactly like one that does not exist.
+    row = await api.read("task_get_detail", id=task_id, tenant=tenant)
     if row is None:
         raise TaskNotFoundError(task_id)
     return TaskDetail(

@@ -14,6 +14,26 @@ SELECT queue, pending, due, running, completed, failed, cancelled,
 FROM qqueue.queue_stats
 ORDER BY queue;
 
+-- name: queue_stats_tenant :many
+-- GET /queues for one tenant: the columns of qqueue.queue_stats, counted over its own tasks only.
+SELECT queue,
+       count(*) FILTER (WHERE status = 'pending')                     AS pending,
+       count(*) FILTER (WHERE status = 'pending' AND run_at <= now()) AS due,
+       count(*) FILTER (WHERE status = 'running')                     AS running,
+       count(*) FILTER (WHERE status = 'completed')                   AS completed,
+       count(*) FILTER (WHERE status = 'failed')                      AS failed,
+       count(*) FILTER (WHERE status = 'cancelled')                   AS cancelled,
+       extract(epoch FROM now() - min(run_at) FILTER (WHERE status = 'pending' AND run_at <= now()))
+           ::double precision                                         AS oldest_due_age_s,
+       count(*) FILTER (WHERE status = 'completed' AND finished_at > now() - interval '1 minute')
+                                                                      AS completed_last_minute,
+       count(*) FILTER (WHERE status = 'failed' AND finished_at > now() - interval '1 minute')
+                                                                      AS failed_last_minute
+FROM qqueue.tasks
+WHERE tenant = %(tenant)s::text
+GROUP BY queue
+ORDER BY queue;
+
 -- name: task_get_detail :one
 -- One round trip for GET /tasks/{id}: the row, its status history, its place in its queue and its timings.
 -- queue_position counts the due pending tasks of the same queue that a worker claims first (claim order is
@@ -53,7 +73,7 @@ CROSS JOIN LATERAL (
         WHERE task_id = t.id
     ) e
 ) h
-WHERE t.id = %(id)s;
+WHERE t.id = %(id)s AND (%(tenant)s::text IS NULL OR t.tenant = %(tenant)s::text);
 
 -- name: task_list :many
 -- Newest first, keyset-paginated on (created_at, id), which tasks_created_idx serves backwards: a page costs
@@ -62,7 +82,8 @@ WHERE t.id = %(id)s;
 SELECT id, status, kind, queue, priority, attempt, max_attempts, tags, correlation_id,
        created_at, run_at, started_at, finished_at
 FROM qqueue.tasks
-WHERE (%(statuses)s::text[] IS NULL OR status::text = ANY(%(statuses)s::text[]))
+WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s::text)
+  AND (%(statuses)s::text[] IS NULL OR status::text = ANY(%(statuses)s::text[]))
   AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(kind)s::text IS NULL OR kind = %(kind)s::text)
   AND (%(tags)s::text[] IS NULL OR tags @> %(tags)s::text[])
@@ -77,7 +98,7 @@ LIMIT %(limit)s;
 -- What an Idempotency-Key already names: the task a replay answers with, and the hash a new body must match.
 SELECT id, idempotency_key, request_hash, status, created_at, correlation_id
 FROM qqueue.tasks
-WHERE idempotency_key = ANY(%(keys)s::text[]);
+WHERE coalesce(tenant, '') = coalesce(%(tenant)s::text, '') AND idempotency_key = ANY(%(keys)s::text[]);
 
 -- name: task_list_finished :many
 -- Long-poll backstop: of the ids being waited on, those that ended, or vanished (purged) and so will never

@@ -7,8 +7,11 @@
 -- name: task_cancel :one
 -- Pending tasks are cancelled at once. Running ones get a cancel request; their worker is told by NOTIFY
 -- (and by its next lease renewal, should the notification be missed), stops the slot and records 'cancelled'.
+-- With a tenant given, another tenant's task is not found (the caller answers 404, never 409).
 WITH target AS (
-    SELECT id, status FROM qqueue.tasks WHERE id = %(id)s FOR UPDATE
+    SELECT id, status FROM qqueue.tasks
+    WHERE id = %(id)s AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s::text)
+    FOR UPDATE
 ), cancelled AS (
     UPDATE qqueue.tasks t
     SET status = 'cancelled', finished_at = now(), updated_at = now()
@@ -153,7 +156,8 @@ SELECT id FROM updated, (SELECT count(*) FROM finished) AS n;
 SELECT * FROM qqueue.tasks WHERE id = %(id)s;
 
 -- name: task_get_by_idempotency_key :one
-SELECT id FROM qqueue.tasks WHERE idempotency_key = %(key)s;
+-- Keys are unique per tenant (see tasks_tenant_idempotency_key_idx); NULL is the no-tenant namespace.
+SELECT id FROM qqueue.tasks WHERE coalesce(tenant, '') = coalesce(%(tenant)s::text, '') AND idempotency_key = %(key)s;
 
 -- name: task_get_events :many
 SELECT status, at, attempt, worker_id, note FROM qqueue.task_events WHERE task_id = %(id)s ORDER BY id;
@@ -162,15 +166,15 @@ SELECT status, at, attempt, worker_id, note FROM qqueue.task_events WHERE task_i
 -- The insert trigger writes the 'pending' history rows and one NOTIFY per queue for the whole statement.
 -- An idempotency key already present inserts nothing; the caller looks the existing task up.
 INSERT INTO qqueue.tasks (id, queue, kind, priority, payload, profile, max_attempts, run_at, timeout_s,
-                          idempotency_key, request_hash, correlation_id, tags, metadata, cache_key)
+                          idempotency_key, request_hash, correlation_id, tags, metadata, cache_key, tenant)
 SELECT t.id, t.queue, t.kind, t.priority, t.payload, t.profile, t.max_attempts,
        coalesce(t.run_at, now() + make_interval(secs => coalesce(t.delay_s, 0))),
-       t.timeout_s, t.idempotency_key, t.request_hash, t.correlation_id, t.tags, t.metadata, t.cache_key
+       t.timeout_s, t.idempotency_key, t.request_hash, t.correlation_id, t.tags, t.metadata, t.cache_key, t.tenant
 FROM jsonb_to_recordset(%(tasks)s::jsonb) AS t(
     id uuid, queue text, kind text, priority smallint, payload jsonb, profile jsonb, max_attempts integer,
     run_at timestamptz, delay_s double precision, timeout_s double precision, idempotency_key text,
-    request_hash text, correlation_id text, tags text[], metadata jsonb, cache_key text)
-ON CONFLICT (idempotency_key) DO NOTHING
+    request_hash text, correlation_id text, tags text[], metadata jsonb, cache_key text, tenant text)
+ON CONFLICT ((coalesce(tenant, '')), idempotency_key) DO NOTHING
 RETURNING id, created_at, run_at;
 
 -- name: task_next_run_at :one

@@ -32,15 +32,19 @@ def free_port() -> int:
 class ApiServer:
     """A real API process (uvicorn) on 127.0.0.1, and an httpx client for it."""
 
-    def __init__(self, database_url: str, *, wait_healthy: bool = True) -> None:
+    def __init__(
+        self, database_url: str, *, wait_healthy: bool = True, args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         env.pop("QQUEUE_DATABASE_URL", None)
         # A file, not a pipe: nobody reads the output while the test runs.
         self.log = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qqueue", "serve", "--database-url", database_url, "--port", str(self.port)],
+            [sys.executable, "-m", "qqueue", "serve", "--database-url", database_url, "--port", str(self.port),
+             *args],
             cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
         self.client = httpx.Client(base_url=self.url, timeout=30)

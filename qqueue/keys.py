@@ -1,0 +1,103 @@
+"""API keys: make them, store only their hash, check a presented one in constant time, revoke them.
+
+A key reads `qq_<prefix>_<secret>`: the 12-character prefix is public and finds the key's row; the secret is
+32 random bytes. Only SHA-256 of the whole key is stored (a key is high-entropy, so a slow password hash would
+add nothing but latency), and it is compared with `hmac.compare_digest`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import string
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import psycopg
+
+from qqueue import db
+from qqueue.errors import ConfigError
+
+__all__ = ["KeyInfo", "NewKey", "create", "hash_key", "parse", "revoke", "list_keys", "verify"]
+
+_KEY = re.compile(r"qq_(?P<prefix>[a-z0-9]{12})_(?P<secret>[A-Za-z0-9_-]{43})")
+_PREFIX_ALPHABET = string.ascii_lowercase + string.digits
+TENANT_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+class NewKey(msgspec.Struct, kw_only=True, frozen=True):
+    """A key just made: `key` is shown once and never stored."""
+
+    id: uuid.UUID
+    key: str
+    prefix: str
+    tenant: str
+    created_at: datetime
+
+
+class KeyInfo(msgspec.Struct, kw_only=True, frozen=True):
+    """What is kept about a key: never the key itself."""
+
+    id: uuid.UUID
+    prefix: str
+    tenant: str
+    label: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def hash_key(key: str) -> bytes:
+    """The stored form of a key."""
+    return hashlib.sha256(key.encode()).digest()
+
+
+def parse(key: str) -> str | None:
+    """The prefix of a well-formed key, or None."""
+    match = _KEY.fullmatch(key)
+    return match["prefix"] if match else None
+
+
+def verify(presented: str, stored_hash: bytes) -> bool:
+    """Whether `presented` is the key whose hash is `stored_hash`; takes the same time wherever they differ."""
+    return hmac.compare_digest(hash_key(presented), bytes(stored_hash))
+
+
+def create(
+    conn: psycopg.Connection[Any],
+    tenant: str,
+    *,
+    label: str | None = None,
+    max_pending: int | None = None,
+    submit_rate_per_s: float | None = None,
+) -> NewKey:
+    """Make a key for `tenant` (creating the tenant, or updating the limits given), store its hash, return it."""
+    if not TENANT_PATTERN.fullmatch(tenant):
+        raise ConfigError("a tenant name is 1-64 characters of letters, digits, '_', '.', ':' or '-'")
+    if max_pending is not None and max_pending < 0:
+        raise ConfigError("--max-pending must be 0 or more")
+    if submit_rate_per_s is not None and submit_rate_per_s <= 0:
+        raise ConfigError("--rate must be more than 0")
+    prefix = "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(12))
+    key = f"qq_{prefix}_{secrets.token_urlsafe(32)}"
+    with conn.transaction():
+        db.run(conn, "tenant_upsert", name=tenant, max_pending=max_pending, submit_rate_per_s=submit_rate_per_s)
+        row = db.run(conn, "api_key_insert", prefix=prefix, key_hash=hash_key(key), tenant=tenant, label=label)
+    return NewKey(id=row["id"], key=key, prefix=row["prefix"], tenant=row["tenant"], created_at=row["created_at"])
+
+
+def revoke(conn: psycopg.Connection[Any], ref: str) -> KeyInfo | None:
+    """Revoke the key with this id or prefix (a whole key works too); None when there is no such key."""
+    prefix = parse(ref.strip())
+    row = db.run(conn, "api_key_revoke", ref=prefix or ref.strip())
+    if row is None:
+        return None
+    return next(k for k in list_keys(conn, row["tenant"]) if k.id == row["id"])
+
+
+def list_keys(conn: psycopg.Connection[Any], tenant: str | None = None) -> list[KeyInfo]:
+    """Every key (of `tenant`, if given), oldest first."""
+    return [KeyInfo(**r) for r in db.run(conn, "api_key_list", tenant=tenant)]
