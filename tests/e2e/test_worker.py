@@ -128,10 +128,15 @@ def test_crashed_slot_is_replaced_and_its_task_retried(conn, start_worker):
     assert_invariants(conn)
 
 
-def test_sigterm_lets_running_tasks_finish_and_returns_the_rest(conn, start_worker):
-    ids = [t.id for t in q.enqueue_many(conn, [TaskSpec(kind="sleep", payload={"seconds": 1}) for _ in range(6)])]
+def test_sigterm_lets_running_tasks_finish_and_returns_the_rest(conn, start_worker, tmp_path):
+    started = tmp_path / "started"
+    started.mkdir(mode=0o777)
+    spec = TaskSpec(kind="marked_sleep", payload={"seconds": 1, "dir": str(started)})
+    ids = [t.id for t in q.enqueue_many(conn, [spec for _ in range(6)])]
     worker = start_worker("--concurrency", "2", "--grace-s", "30")
-    wait_until(lambda: status_counts(conn).get("running", 0) >= 2, timeout_s=60)
+    # 'running' in the table means claimed; wait until two slots have really begun, or SIGTERM could come
+    # while both tasks are still in the pipe, and the worker would rightly hand them back unstarted.
+    wait_until(lambda: len(list(started.iterdir())) >= 2, timeout_s=60)
     worker.signal(signal.SIGTERM)
     assert worker.wait(30) == 0
     counts = status_counts(conn)
