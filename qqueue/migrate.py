@@ -72,6 +72,7 @@ def migrate(conn: psycopg.Connection[Any]) -> list[Migration]:
             if migration.version in done:
                 continue
             with conn.transaction():
+                db.run(conn, "migration_unbounded")
                 conn.execute(migration.sql.encode())
                 db.run(conn, "migration_record", version=migration.version, name=migration.name,
                        checksum=migration.checksum)

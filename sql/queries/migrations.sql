@@ -24,5 +24,10 @@ SELECT pg_advisory_lock(hashtext('qqueue.migrate')::bigint);
 -- name: migration_record :exec
 INSERT INTO qqueue.schema_migrations (version, name, checksum) VALUES (%(version)s, %(name)s, %(checksum)s);
 
+-- name: migration_unbounded :exec
+-- Inside one migration's transaction only: a schema change on a large table (an index build) may
+-- legitimately outlast the session's statement_timeout, which still bounds everything else.
+SET LOCAL statement_timeout = 0;
+
 -- name: migration_unlock :exec
 SELECT pg_advisory_unlock(hashtext('qqueue.migrate')::bigint);
