@@ -59,9 +59,17 @@ class SlotHandle:
         return self.proc.pid
 
     def send(self, batch: list[tuple[int, str, dict[str, Any]]]) -> None:
-        """Queue a batch on the slot; it runs them in order."""
-        self.conn.send(batch)
+        """Queue a batch on the slot; it runs them in order.
+
+        A slot can die between the supervisor's last look and this send (a crashing task, the OOM killer).
+        The batch then stays recorded as in flight: when the supervisor handles the death, it runs every
+        task the slot never started elsewhere. Raising here instead would take the whole worker down.
+        """
         self.inflight.extend(seq for seq, _, _ in batch)
+        try:
+            self.conn.send(batch)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def running(self) -> tuple[int, float] | None:
         """(sequence number, monotonic start) of the task running now, or None between tasks."""

@@ -129,6 +129,10 @@ class Supervisor:
         self.slots = [SlotHandle(i, self.settings.imports) for i in range(self.concurrency)]
         try:
             return self._loop()
+        except Exception:
+            # A bug, not a condition we handle: say so in the log stream operators watch, with the traceback.
+            log.exception("worker failed on an unexpected error", extra={"worker_id": str(self.worker_id)})
+            raise
         finally:
             self._shutdown()
 
