@@ -17,7 +17,7 @@ import qqueue
 from qqueue.api import correlation
 from qqueue.api.auth import bearer_auth
 from qqueue.api.context import ApiContext
-from qqueue.api.errors import EXCEPTION_HANDLERS
+from qqueue.api.errors import EXCEPTION_HANDLERS, JsonBodyRequest
 from qqueue.api.health import OperationsController
 from qqueue.api.tasks import BatchController, TaskController
 from qqueue.config import Settings
@@ -46,6 +46,7 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
         dependencies={"api": Provide(lambda: context, use_cache=True, sync_to_thread=False)},
         lifespan=[context.lifespan],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        request_class=JsonBodyRequest,
         before_send=[correlation.echo_header],
         openapi_config=OpenAPIConfig(
             title="qqueue",

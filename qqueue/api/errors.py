@@ -107,10 +107,29 @@ def validation_error(request: Request[Any, Any, Any], exc: ValidationException) 
     for problem in problems:
         if isinstance(problem, dict):
             key, text = problem.get("key"), str(problem.get("message", "invalid"))
+            if text == f"'{key}'":
+                # Litestar words a missing value as the bare KeyError; an empty body is the case a client meets.
+                text = "a JSON body is required" if problem.get("source") == "body" else "a value is required"
             parts.append(f"{key}: {text}" if key and key != "data" else text)
     message = "Invalid request: " + "; ".join(parts) if parts else f"Invalid request: {exc.detail}"
     return error_response(HTTP_400_BAD_REQUEST, message,
                           error=ErrorDetail(code="invalid_request", message=message))
+
+
+class JsonBodyRequest(Request[Any, Any, Any]):
+    """The app's request class: a body that cannot be decoded is always the client's fault (400).
+
+    msgspec reports bytes that are not UTF-8 and nesting deeper than the interpreter's recursion limit with
+    plain Python exceptions rather than a `msgspec.DecodeError`, which Litestar would answer with a 500."""
+
+    async def json(self) -> Any:
+        """The decoded JSON body; `SerializationException` (answered 400) when it cannot be decoded."""
+        try:
+            return await super().json()
+        except UnicodeDecodeError as exc:
+            raise SerializationException(f"the body is not valid UTF-8 ({exc.reason})") from None
+        except RecursionError:
+            raise SerializationException("the body is nested too deeply") from None
 
 
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorAnswer]:

@@ -16,8 +16,9 @@ from msgspec import Meta, Struct
 
 from qqueue.tasks import TaskStatus
 
-#: Same rule as the CHECK on qqueue.tasks.queue and .kind.
-NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+#: Same rule as the CHECK on qqueue.tasks.queue and .kind. The lookahead is for Python, where "$" also matches
+#: before a final newline (PostgreSQL's does not): without it "default\n" passes here and fails the INSERT.
+NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$(?!\n)"
 #: Most tasks one POST /tasks/batch may carry.
 MAX_BATCH = 1000
 

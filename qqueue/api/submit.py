@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import re
 from collections.abc import Callable, Sequence
+from datetime import UTC
 from functools import cache
 from typing import Any
 
@@ -73,12 +75,22 @@ def to_spec(
     another request can be told apart from a retry."""
     if sub.run_at is not None and sub.delay_s is not None:
         raise IntakeError("give run_at or delay_s, not both", code="invalid_request")
+    run_at = None
+    if sub.run_at is not None:
+        try:
+            # In UTC: PostgreSQL refuses offsets past 15:59 (ISO 8601 allows up to 23:59), and stores years past
+            # 9999 or before 1 (9999-12-31T23:59-14:00) that no Python client, the API included, could read back.
+            run_at = sub.run_at.astimezone(UTC)
+        except OverflowError:
+            raise IntakeError("run_at must lie between years 1 and 9999 in UTC", code="invalid_request") from None
     if sub.metadata:
         encoded = msgspec.json.encode(sub.metadata)
         if len(encoded) > MAX_METADATA_BYTES:
             raise IntakeError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON",
                               code="metadata_too_large", details={"limit_bytes": MAX_METADATA_BYTES})
         _no_nul(encoded, "metadata")
+    if sub.options.basis_gates:
+        _no_nul(msgspec.json.encode(sub.options.basis_gates), "options.basis_gates")
     if sub.qc is not None and "\x00" in sub.qc:
         raise IntakeError("qc contains a NUL character", code="invalid_request")
     profile = cache_key = None
@@ -94,15 +106,20 @@ def to_spec(
         payload, profile, cache_key = _preflight(sub)
     return TaskSpec(
         kind=sub.kind, payload=payload, queue=sub.queue, priority=sub.priority, max_attempts=sub.max_attempts,
-        run_at=sub.run_at, delay_s=sub.delay_s, timeout_s=sub.timeout_s, idempotency_key=idempotency_key,
+        run_at=run_at, delay_s=sub.delay_s, timeout_s=sub.timeout_s, idempotency_key=idempotency_key,
         correlation_id=correlation_id, tags=sub.tags, metadata=sub.metadata, profile=profile, cache_key=cache_key,
         request_hash=request_hash if idempotency_key else None, tenant=tenant,
     )
 
 
+#: U+0000 as JSON escapes it: "\u0000" after an even number of backslashes (after an odd number, it is the text
+#: "\u0000" with its backslash escaped, which PostgreSQL stores as any other).
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
 def _no_nul(encoded: bytes, field: str) -> None:
     # PostgreSQL text and jsonb cannot hold U+0000: refuse it here rather than fail in the INSERT.
-    if b"\\u0000" in encoded:
+    if _ESCAPED_NUL.search(encoded):
         raise IntakeError(f"{field} contains a NUL character (\\u0000), which cannot be stored",
                           code="invalid_request")
 

@@ -37,6 +37,7 @@ from qqueue.api.schemas import (
     ErrorAnswer,
     ErrorDetail,
     SubmitAnswer,
+    Tag,
     TaskDetail,
     TaskPage,
     TaskSubmission,
@@ -56,6 +57,9 @@ _ERRORS = {
     "413": "Request body too large",
     "422": "Rejected by preflight (the circuit cannot be parsed or exceeds the limits)",
     "503": "Database unavailable",
+    "401": "API key missing, malformed, unknown or revoked (servers started with --auth)",
+    "429": "The tenant is over its submission rate or pending-task limit; retry after Retry-After seconds "
+           "(servers started with --auth)",
 }
 
 IdempotencyKey = Annotated[
@@ -97,7 +101,7 @@ class TaskController(Controller):
     @post("/", status_code=201, summary="Submit a circuit",
           responses={200: ResponseSpec(data_container=SubmitAnswer, description="Idempotency-Key replay: the task "
                                                                                  "of the earlier request"),
-                     **_responses("400", "409", "413", "422", "503")})
+                     **_responses("400", "401", "409", "413", "422", "429", "503")})
     async def submit_task(
         self,
         request: Request[Any, Any, Any],
@@ -127,7 +131,7 @@ class TaskController(Controller):
         return Response(answer, status_code=201 if done.created else 200, headers={"Location": f"/tasks/{done.id}"})
 
     @get("/{task_id:str}", summary="A task: status, result, history, queue position",
-         responses=_responses("400", "404", "503"))
+         responses=_responses("400", "401", "404", "503"))
     async def get_task(
         self,
         request: Request[Any, Any, Any],
@@ -152,7 +156,7 @@ class TaskController(Controller):
             await asyncio.wait([ended], timeout=wait)
         return await _detail(api, task_id, tenant)
 
-    @get("/", summary="List tasks, newest first", responses=_responses("400", "503"))
+    @get("/", summary="List tasks, newest first", responses=_responses("400", "401", "503"))
     async def list_tasks(
         self,
         request: Request[Any, Any, Any],
@@ -162,8 +166,9 @@ class TaskController(Controller):
         ] = None,
         queue: Annotated[str | None, QueryParameter(pattern=NAME_PATTERN, required=False)] = None,
         kind: Annotated[str | None, QueryParameter(pattern=NAME_PATTERN, required=False)] = None,
+        # Tag, not str: a NUL in a filter value would otherwise reach PostgreSQL, which refuses it (a 500).
         tags: Annotated[
-            list[str] | None, QueryParameter(required=False, description="Tasks carrying every tag given; repeat.")
+            list[Tag] | None, QueryParameter(required=False, description="Tasks carrying every tag given; repeat.")
         ] = None,
         created_after: Annotated[datetime | None, QueryParameter(required=False)] = None,
         created_before: Annotated[datetime | None, QueryParameter(required=False)] = None,
@@ -191,7 +196,7 @@ class TaskController(Controller):
 
     @post("/{task_id:str}/cancel", status_code=200, summary="Cancel a task",
           responses={202: ResponseSpec(data_container=CancelAnswer, description="Running: asked to stop"),
-                     **_responses("400", "404", "409", "503")})
+                     **_responses("400", "401", "404", "409", "503")})
     async def cancel_task(
         self, request: Request[Any, Any, Any], task_id: FromPath[uuid.UUID], api: Api
     ) -> Response[CancelAnswer]:
@@ -215,8 +220,11 @@ class BatchController(Controller):
     tags = ["tasks"]
 
     @post("/", status_code=201, summary="Submit up to 1,000 circuits at once",
-          responses={422: ResponseSpec(data_container=BatchAnswer, description="No item was valid"),
-                     **_responses("400", "409", "413", "503")})
+          responses={200: ResponseSpec(data_container=BatchAnswer, description="Idempotency-Key replay: every "
+                                                                                "valid item is a task of the earlier "
+                                                                                "request"),
+                     422: ResponseSpec(data_container=BatchAnswer, description="No item was valid"),
+                     **_responses("400", "401", "409", "413", "429", "503")})
     async def submit_batch(
         self,
         request: Request[Any, Any, Any],
