@@ -63,15 +63,17 @@ def test_tasks_of_a_sigkilled_worker_are_finished_by_another(conn, start_worker)
     assert_invariants(conn)
 
 
-def test_idle_worker_starts_a_new_task_within_a_second_without_polling(conn, start_worker):
+def test_idle_worker_starts_a_new_task_on_its_notification_without_polling(conn, start_worker):
     start_worker("--concurrency", "1", "--poll-interval-s", "60")
     wait_until(lambda: live_workers(conn) == 1, timeout_s=60)
     time.sleep(0.5)  # let it finish its start-up claim and go idle
     task_id = q.enqueue(conn, TaskSpec(kind="noop")).id
-    wait_until(lambda: q.get(conn, task_id)["status"] == "completed", timeout_s=10)
+    wait_until(lambda: q.get(conn, task_id)["status"] == "completed", timeout_s=30)
     row = q.get(conn, task_id)
     pickup = datetime.fromisoformat(row["timings"]["slot_started_at"]) - row["created_at"]
-    assert pickup.total_seconds() < 1.0
+    # Its next poll is 60 s away: only the NOTIFY can explain a start this early. The bound is generous
+    # because a busy 2-core machine can take a second or more just to schedule the slot.
+    assert pickup.total_seconds() < 15.0
 
 
 def test_delayed_task_starts_at_run_at_not_before(conn, start_worker):
