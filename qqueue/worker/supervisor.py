@@ -111,6 +111,8 @@ class Supervisor:
         self.next_reclaim = now
         self.next_poll = now + settings.poll_interval_s
         self.next_purge = now
+        self.purged_since_vacuum = 0
+        self.autovacuum_on = True
         self._signals = 0
         self.exit_code = EXIT_OK
         self._wake_r, self._wake_w = socket.socketpair()
@@ -122,6 +124,11 @@ class Supervisor:
         self._install_signal_handlers()
         self._connect()
         migrate.check_current(self.conn)  # type: ignore[arg-type]
+        self.autovacuum_on = db.run(self.conn, "maintenance_autovacuum_on")["enabled"]
+        if not self.autovacuum_on:
+            log.warning("autovacuum is off: dead rows of the queue tables are only reclaimed by workers that "
+                        "purge (--retention), which then vacuum after each purge",
+                        extra={"worker_id": str(self.worker_id)})
         db.run(self.conn, "worker_register", id=self.worker_id, hostname=socket.gethostname(), pid=os.getpid(),
                queues=self.settings.queues, concurrency=self.concurrency, version=__version__)
         log.info("worker started", extra={"worker_id": str(self.worker_id), "count": self.concurrency,
@@ -152,7 +159,12 @@ class Supervisor:
                   "idle_in_transaction_timeout_s": self.settings.idle_in_transaction_timeout_s}
         self.conn = db.connect(self.url, application_name="qqueue-worker", **kwargs)
         self.listen_conn = db.connect(self.url, application_name="qqueue-worker-listen", **kwargs)
-        self.listen_conn.execute(f"LISTEN {TASKS_CHANNEL}; LISTEN {CANCEL_CHANNEL}".encode())
+        try:
+            self.listen_conn.execute(f"LISTEN {TASKS_CHANNEL}; LISTEN {CANCEL_CHANNEL}".encode())
+        except psycopg.OperationalError as exc:
+            # The server went away between connecting and listening (a restart, a terminated session): a lost
+            # database the loop reconnects from, not an unexpected error that would end the worker.
+            raise DatabaseUnavailableError(f"database error: {exc}".strip()) from exc
         self.db_up = True
         self.reconnect_delay_s = 0.5
         # Anything could have been queued or cancelled while we were not listening.
@@ -221,18 +233,26 @@ class Supervisor:
                 self.maybe_due = True
             self.next_reclaim = now + max(1.0, self.settings.lease_s / 2)
         if self.settings.retention_s is not None and now >= self.next_purge:
-            # One bounded batch per pass keeps the loop responsive; a backlog is worked off over several passes.
-            purged = db.run(self.conn, "task_purge_finished", older_than_s=self.settings.retention_s,
-                            limit=PURGE_BATCH)["deleted"]
-            self.next_purge = now + (1.0 if purged == PURGE_BATCH else PURGE_INTERVAL_S)
-            if purged:
-                log.info("purged finished tasks past retention", extra={"count": purged})
+            self._purge(now)
         if now >= self.next_poll or (self.next_due_at is not None and now >= self.next_due_at):
             self.maybe_due = True
             self.next_poll = now + self.settings.poll_interval_s
             self.next_due_at = None
         if not self.stopping:
             self._claim()
+
+    def _purge(self, now: float) -> None:
+        # One bounded batch per pass keeps the loop responsive; a backlog is worked off over several passes.
+        purged = db.run(self.conn, "task_purge_finished", older_than_s=self.settings.retention_s,
+                        limit=PURGE_BATCH)["deleted"]
+        self.next_purge = now + (1.0 if purged == PURGE_BATCH else PURGE_INTERVAL_S)
+        self.purged_since_vacuum += purged
+        if purged:
+            log.info("purged finished tasks past retention", extra={"count": purged})
+        if purged < PURGE_BATCH and self.purged_since_vacuum and not self.autovacuum_on:
+            # Without autovacuum nothing would reuse the purged rows' space and the table would grow forever.
+            db.run(self.conn, "maintenance_vacuum")
+            self.purged_since_vacuum = 0
 
     def _wait_timeout(self, now: float) -> float:
         if self._unflushed() and self.db_up:

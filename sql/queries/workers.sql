@@ -1,5 +1,18 @@
 -- Named queries on qqueue.workers (see tasks.sql for the header format).
 
+-- name: maintenance_autovacuum_on :one
+-- Whether autovacuum will reclaim the queue tables' dead rows: on for the server and not off for the table.
+SELECT current_setting('autovacuum')::boolean
+       AND coalesce((SELECT option_value::boolean
+                     FROM pg_class c CROSS JOIN LATERAL pg_options_to_table(c.reloptions)
+                     WHERE c.oid = 'qqueue.tasks'::regclass AND option_name = 'autovacuum_enabled'), true)
+       AS enabled;
+
+-- name: maintenance_vacuum :exec
+-- Run by workers after purging when autovacuum is off, so retention still bounds the tables' size. A plain
+-- VACUUM takes no lock that blocks claims or inserts; SKIP_LOCKED lets a second worker pass rather than wait.
+VACUUM (SKIP_LOCKED) qqueue.tasks, qqueue.task_events, qqueue.tenants;
+
 -- name: worker_heartbeat :exec
 UPDATE qqueue.workers SET heartbeat_at = now() WHERE id = %(id)s;
 
