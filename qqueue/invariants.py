@@ -1,7 +1,7 @@
 """The invariant checker behind `qqueue check`: asks the database whether every promise of the queue holds.
 
-The rules live in the view qqueue.invariant_violations (sql/migrations/0003_invariants.sql), so operators can
-run the same check from psql.
+The rules live in the view qqueue.invariant_violations (sql/migrations/0003_invariants.sql, extended by
+0005_invariants_v2.sql), so operators can run the same check from psql.
 """
 
 from __future__ import annotations

@@ -1,0 +1,154 @@
+"""The invariant checker (qqueue.invariant_violations, `qqueue check`) against real PostgreSQL: every legitimate
+life of a task passes, and each broken promise added in sql/migrations/0005_invariants_v2.sql is found, including
+the ones the first version of the view could not see. Broken states are forged with plain SQL, as a buggy
+worker or a hand edit would leave them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+import psycopg
+
+from qqueue import queue as q
+from qqueue.invariants import check
+from qqueue.tasks import TaskSpec
+
+W1, W2 = uuid.uuid4(), uuid.uuid4()
+UNFENCED = "an outcome was written by a worker or attempt other than the latest claim"
+
+
+def violations(conn: psycopg.Connection[Any]) -> set[tuple[str, str]]:
+    """(task id, rule) for every broken promise."""
+    return {(v["task_id"], v["violation"]) for v in check(conn).violations}
+
+
+def claim(conn: psycopg.Connection[Any], worker: uuid.UUID, limit: int = 10) -> list[Any]:
+    return q.claim(conn, worker_id=worker, queues=["default"], limit=limit, lease_s=30)
+
+
+def expire_leases(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("UPDATE qqueue.tasks SET lease_expires_at = now() - interval '1 second' WHERE status = 'running'")
+
+
+def forge_event(conn: psycopg.Connection[Any], task_id: uuid.UUID, status: str, attempt: int,
+                worker: uuid.UUID | None) -> None:
+    """A history row as a buggy writer would add it (the table only refuses updates)."""
+    conn.execute("INSERT INTO qqueue.task_events (task_id, status, attempt, worker_id) VALUES (%s, %s, %s, %s)",
+                 (task_id, status, attempt, worker))
+
+
+def forge_completion(conn: psycopg.Connection[Any], task_id: uuid.UUID, attempt: int, worker: uuid.UUID,
+                     result: Any) -> None:
+    """An unfenced completion: the row is overwritten whoever holds the task now, and the history says so."""
+    with conn.transaction():
+        conn.execute("UPDATE qqueue.tasks SET status = 'completed', result = %s::jsonb, error = NULL, "
+                     "lease_expires_at = NULL, finished_at = now() WHERE id = %s",
+                     (msgspec.json.encode(result).decode(), task_id))
+        forge_event(conn, task_id, "completed", attempt, worker)
+
+
+def simulate_task(conn: psycopg.Connection[Any], shots: int) -> uuid.UUID:
+    return q.enqueue(conn, TaskSpec(kind="simulate", payload={"circuit": "bell", "shots": shots})).id
+
+
+def test_every_legitimate_task_life_passes(conn):
+    done, retried, released, reclaimed, cancelled, stopped, failed, cached = (
+        t.id for t in q.enqueue_many(conn, [TaskSpec(kind="noop", max_attempts=3)] * 7
+                                     + [TaskSpec(kind="noop", cache_key="c" * 64)]))
+    sim = simulate_task(conn, shots=100)
+    assert q.cancel(conn, cancelled) == "cancelled"
+    claim(conn, W1, limit=8)
+    q.complete_many(conn, worker_id=W1, done=[
+        q.Completion(id=done, attempt=1, result={"ok": True}),
+        q.Completion(id=cached, attempt=1, result={"counts": {"0": 1}}),
+        q.Completion(id=sim, attempt=1, result={"counts": {"00": 52, "11": 48}, "shots": 100}),
+    ])
+    error = {"type": "Boom", "message": "boom", "retryable": True}
+    q.fail_many(conn, worker_id=W1, failed=[q.Failure(id=retried, attempt=1, error=error, retry_delay_s=0),
+                                            q.Failure(id=failed, attempt=1, error=error, retry_delay_s=None)])
+    q.release_many(conn, worker_id=W1, held=[(released, 1)], note="worker stopped before running it")
+    assert q.cancel(conn, stopped) == "cancel_requested"
+    q.finish_cancelled_many(conn, worker_id=W1, held=[(stopped, 1)])
+    expire_leases(conn)
+    assert {r["id"] for r in q.reclaim_expired(conn)} == {reclaimed}
+    # The retried, released and reclaimed tasks run again on another worker; a twin comes from the cache.
+    twin = q.enqueue(conn, TaskSpec(kind="noop", cache_key="c" * 64)).id
+    again = claim(conn, W2)
+    assert {t.id for t in again} == {retried, released, reclaimed, twin}
+    q.complete_many(conn, worker_id=W2, done=[
+        q.Completion(id=t.id, attempt=t.attempt, result=t.cached_result, cached_from=t.cached_from) for t in again])
+    report = check(conn)
+    assert report.violations == [] and report.unfinished == 0
+
+
+def test_a_late_worker_completing_with_the_current_attempt_number_is_found(conn):
+    # Attempt 2 belongs to W2; W1 writes it as if a fence checked the attempt number alone. The first version of
+    # the view saw nothing wrong here: one completed row, by the attempt the task is at.
+    task_id = q.enqueue(conn, TaskSpec(kind="noop")).id
+    claim(conn, W1)
+    expire_leases(conn)
+    q.reclaim_expired(conn)
+    (held,) = claim(conn, W2)
+    assert held.attempt == 2
+    forge_completion(conn, task_id, attempt=2, worker=W1, result={"stale": True})
+    assert violations(conn) == {(str(task_id), UNFENCED)}
+
+
+def test_an_older_attempts_retry_written_after_a_newer_claim_is_found(conn):
+    # 'pending' rows were exempt from the attempt-order rule of the first version; a stale retry slipped past it.
+    task_id = q.enqueue(conn, TaskSpec(kind="noop")).id
+    claim(conn, W1)
+    expire_leases(conn)
+    q.reclaim_expired(conn)
+    claim(conn, W2)
+    with conn.transaction():
+        conn.execute("UPDATE qqueue.tasks SET status = 'pending', lease_expires_at = NULL WHERE id = %s", (task_id,))
+        forge_event(conn, task_id, "pending", 1, W1)
+    assert (str(task_id), UNFENCED) in violations(conn)
+
+
+def test_an_older_attempt_completing_after_a_newer_claim_is_found(conn):
+    task_id = q.enqueue(conn, TaskSpec(kind="noop")).id
+    claim(conn, W1)
+    expire_leases(conn)
+    q.reclaim_expired(conn)
+    claim(conn, W2)
+    forge_completion(conn, task_id, attempt=1, worker=W1, result={"stale": True})
+    found = violations(conn)
+    assert (str(task_id), UNFENCED) in found
+    assert (str(task_id), "an older attempt wrote after a newer one") in found
+
+
+def test_a_task_that_changes_after_it_finished_is_found(conn):
+    # Completed, then back to pending: one terminal row and a last row that matches the status, so the first
+    # version of the view passed it.
+    task_id = q.enqueue(conn, TaskSpec(kind="noop")).id
+    claim(conn, W1)
+    q.complete_many(conn, worker_id=W1, done=[q.Completion(id=task_id, attempt=1, result=None)])
+    with conn.transaction():
+        conn.execute("UPDATE qqueue.tasks SET status = 'pending', finished_at = NULL, result = NULL WHERE id = %s",
+                     (task_id,))
+        forge_event(conn, task_id, "pending", 1, None)
+    assert violations(conn) == {(str(task_id), "history continues after the task finished")}
+
+
+def test_completed_circuits_must_count_the_shots_they_asked_for(conn):
+    short, malformed, not_numbers, fine = (simulate_task(conn, shots=100) for _ in range(4))
+    claim(conn, W1)
+    q.complete_many(conn, worker_id=W1, done=[
+        # Consistent with itself, but not the 100 shots the task asked for.
+        q.Completion(id=short, attempt=1, result={"counts": {"00": 50, "11": 49}, "shots": 99}),
+        q.Completion(id=malformed, attempt=1, result={"counts": "00:100", "shots": 100}),
+        q.Completion(id=not_numbers, attempt=1, result={"counts": {"00": "fifty", "11": 50.5}, "shots": 100}),
+        q.Completion(id=fine, attempt=1, result={"counts": {"00": 49, "11": 51}, "shots": 100}),
+    ])
+    found = violations(conn)
+    assert found == {
+        (str(short), "completed with counts summing to 99, not the 100 shots it asked for"),
+        (str(malformed), "completed with counts summing to nothing, not the 100 shots it asked for"),
+        (str(malformed), "result counts do not sum to its shots"),
+        (str(not_numbers), "completed with counts summing to nothing, not the 100 shots it asked for"),
+        (str(not_numbers), "result counts do not sum to its shots"),
+    }
