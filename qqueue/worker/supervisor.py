@@ -159,12 +159,9 @@ class Supervisor:
                   "idle_in_transaction_timeout_s": self.settings.idle_in_transaction_timeout_s}
         self.conn = db.connect(self.url, application_name="qqueue-worker", **kwargs)
         self.listen_conn = db.connect(self.url, application_name="qqueue-worker-listen", **kwargs)
-        try:
-            self.listen_conn.execute(f"LISTEN {TASKS_CHANNEL}; LISTEN {CANCEL_CHANNEL}".encode())
-        except psycopg.OperationalError as exc:
-            # The server went away between connecting and listening (a restart, a terminated session): a lost
-            # database the loop reconnects from, not an unexpected error that would end the worker.
-            raise DatabaseUnavailableError(f"database error: {exc}".strip()) from exc
+        # A server lost between connecting and listening raises DatabaseUnavailableError, which the loop
+        # reconnects from, like any other lost database.
+        db.run(self.listen_conn, "worker_listen")
         self.db_up = True
         self.reconnect_delay_s = 0.5
         # Anything could have been queued or cancelled while we were not listening.
@@ -604,8 +601,12 @@ class Supervisor:
                 db.run(self.conn, "worker_stop", id=self.worker_id)
             except DatabaseUnavailableError:
                 pass  # leases will lapse and any worker will reclaim what we held
-        for conn in (self.conn, self.listen_conn):
-            if conn is not None:
-                conn.close()
         signal.set_wakeup_fd(-1)
+        self.close()
         log.info("worker stopped", extra={"worker_id": str(self.worker_id)})
+
+    def close(self) -> None:
+        """Release the database connections and the signal wakeup sockets (safe to call twice)."""
+        for closeable in (self.conn, self.listen_conn, self._wake_r, self._wake_w):
+            if closeable is not None:
+                closeable.close()

@@ -16,6 +16,11 @@ VACUUM (SKIP_LOCKED) qqueue.tasks, qqueue.task_events, qqueue.tenants;
 -- name: worker_heartbeat :exec
 UPDATE qqueue.workers SET heartbeat_at = now() WHERE id = %(id)s;
 
+-- name: worker_listen :exec
+-- On the worker's LISTEN connection: new tasks (payload: their queue) and cancel requests (payload: a task id).
+LISTEN qqueue_tasks_v1;
+LISTEN qqueue_cancel_v1;
+
 -- name: worker_register :exec
 INSERT INTO qqueue.workers (id, hostname, pid, queues, concurrency, version)
 VALUES (%(id)s, %(hostname)s, %(pid)s, %(queues)s, %(concurrency)s, %(version)s);

@@ -29,7 +29,6 @@ def test_a_purging_worker_vacuums_the_tables_itself_when_autovacuum_is_off(conn,
         assert supervisor.autovacuum_on is False
         supervisor._purge(time.monotonic())
     finally:
-        for closeable in (supervisor.conn, supervisor.listen_conn, supervisor._wake_r, supervisor._wake_w):
-            closeable.close()
+        supervisor.close()
     assert conn.execute("SELECT count(*) FROM qqueue.tasks").fetchone()[0] == 0
     wait_until(lambda: vacuum_count(conn) > before, timeout_s=10)

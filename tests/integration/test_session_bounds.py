@@ -34,8 +34,7 @@ def test_worker_connections_are_bounded_by_the_settings(db_url):
     try:
         assert bounds(supervisor.conn) == bounds(supervisor.listen_conn) == ("7s", "11s")
     finally:
-        for closeable in (supervisor.conn, supervisor.listen_conn, supervisor._wake_r, supervisor._wake_w):
-            closeable.close()
+        supervisor.close()
 
 
 def test_api_pool_and_listen_connections_are_bounded_by_the_settings(db_url):

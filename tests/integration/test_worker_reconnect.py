@@ -35,6 +35,5 @@ def test_a_listen_session_lost_before_listen_is_a_lost_database(db_url, monkeypa
             supervisor._connect()
         assert not supervisor.db_up
     finally:
-        for closeable in (supervisor.conn, supervisor.listen_conn, supervisor._wake_r, supervisor._wake_w, admin):
-            if closeable is not None:
-                closeable.close()
+        supervisor.close()
+        admin.close()
