@@ -93,9 +93,7 @@ def revoke(conn: psycopg.Connection[Any], ref: str) -> KeyInfo | None:
     """Revoke the key with this id or prefix (a whole key works too); None when there is no such key."""
     prefix = parse(ref.strip())
     row = db.run(conn, "api_key_revoke", ref=prefix or ref.strip())
-    if row is None:
-        return None
-    return next(k for k in list_keys(conn, row["tenant"]) if k.id == row["id"])
+    return KeyInfo(**row) if row is not None else None
 
 
 def list_keys(conn: psycopg.Connection[Any], tenant: str | None = None) -> list[KeyInfo]:

@@ -22,23 +22,25 @@ ORDER BY k.created_at, k.id;
 UPDATE qqueue.api_keys
 SET revoked_at = coalesce(revoked_at, now())
 WHERE prefix = %(ref)s OR id::text = %(ref)s
-RETURNING id, prefix, tenant, revoked_at;
+RETURNING id, prefix, tenant, label, created_at, revoked_at;
 
 -- name: tenant_admit :one
 -- Admit `n` submissions of a tenant, or say why not, in the caller's transaction: the tenant row stays locked
 -- until the tasks are inserted and committed, so concurrent submissions (on any API process) can neither
 -- overrun the pending limit nor spend the same tokens twice. Tokens refill at `rate` per second up to `burst`.
-WITH t AS (
-    SELECT name,
+WITH own AS (
+    SELECT name, tokens, refilled_at,
            coalesce(max_pending, %(default_max_pending)s::integer) AS max_pending,
-           coalesce(submit_rate_per_s, %(default_rate)s::double precision) AS rate,
-           least(coalesce(tokens, %(burst)s::double precision)
-                 + extract(epoch FROM now() - refilled_at) * coalesce(submit_rate_per_s, %(default_rate)s::double precision),
-                 greatest(%(burst)s::double precision, coalesce(submit_rate_per_s, %(default_rate)s::double precision)))
-               AS available
+           coalesce(submit_rate_per_s, %(default_rate)s::double precision) AS rate
     FROM qqueue.tenants
     WHERE name = %(tenant)s
     FOR UPDATE
+), t AS (
+    -- A new bucket starts full; the bucket holds at least one second's worth of the tenant's rate.
+    SELECT name, max_pending, rate,
+           least(coalesce(tokens, %(burst)s::double precision) + extract(epoch FROM now() - refilled_at) * rate,
+                 greatest(%(burst)s::double precision, rate)) AS available
+    FROM own
 ), pending AS (
     -- Counting stops one past the limit: the answer is the same and a huge backlog costs no more.
     SELECT count(*) AS n
