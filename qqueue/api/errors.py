@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from litestar import Request, Response
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
@@ -47,6 +48,25 @@ _HTTP_MESSAGES = {
     413: "Request body too large.",
     500: "Internal server error.",
 }
+
+
+#: What each error status means, as the OpenAPI document tells clients.
+_DESCRIPTIONS = {
+    "400": "Malformed request (bad JSON, wrong types, unknown fields, malformed id)",
+    "401": "API key missing, malformed, unknown or revoked (servers started with --auth)",
+    "404": "Task not found",
+    "409": "Conflict",
+    "413": "Request body too large",
+    "422": "Rejected by preflight (the circuit cannot be parsed or exceeds the limits)",
+    "429": "The tenant is over its submission rate or pending-task limit; retry after Retry-After seconds "
+           "(servers started with --auth)",
+    "503": "Database unavailable",
+}
+
+
+def documented(*codes: str) -> dict[int, ResponseSpec]:
+    """OpenAPI `responses` for these error statuses, each answered with an `ErrorAnswer`."""
+    return {int(c): ResponseSpec(data_container=ErrorAnswer, description=_DESCRIPTIONS[c]) for c in codes}
 
 
 def error_response(

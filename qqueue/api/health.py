@@ -11,7 +11,8 @@ from litestar.openapi.datastructures import ResponseSpec
 
 from qqueue.api.auth import EXCLUDE_FROM_AUTH, tenant_of
 from qqueue.api.context import ApiContext
-from qqueue.api.schemas import ErrorAnswer, Health, QueueStats, WorkerInfo
+from qqueue.api.errors import documented
+from qqueue.api.schemas import Health, QueueStats, WorkerInfo
 from qqueue.errors import DatabaseUnavailableError
 
 Api = NamedDependency[ApiContext]
@@ -19,9 +20,6 @@ Api = NamedDependency[ApiContext]
 #: The 503 answers, documented so that clients (and the schema checks) know them.
 _UNHEALTHY = {503: ResponseSpec(data_container=Health, description="The database cannot be reached or its schema "
                                                                    "is not current")}
-_DB_DOWN = {503: ResponseSpec(data_container=ErrorAnswer, description="Database unavailable"),
-            401: ResponseSpec(data_container=ErrorAnswer, description="API key missing, malformed, unknown or "
-                                                                      "revoked (servers started with --auth)")}
 
 
 class OperationsController(Controller):
@@ -57,7 +55,7 @@ class OperationsController(Controller):
         )
         return _unhealthy(health) if behind else Response(health)
 
-    @get("/queues", summary="Per-queue task counts", cache=False, responses=_DB_DOWN)
+    @get("/queues", summary="Per-queue task counts", cache=False, responses=documented("401", "503"))
     async def queues(self, request: Request[Any, Any, Any], api: Api) -> list[QueueStats]:
         """From the qqueue.queue_stats view: pending, due, running, finished counts and the oldest due age.
         With API keys on, counted over the caller's own tasks only."""
@@ -66,7 +64,7 @@ class OperationsController(Controller):
             return [QueueStats(**row) for row in await api.read("queue_stats_tenant", tenant=tenant)]
         return [QueueStats(**row) for row in await api.read("queue_stats_all")]
 
-    @get("/workers", summary="Live workers", cache=False, responses=_DB_DOWN)
+    @get("/workers", summary="Live workers", cache=False, responses=documented("401", "503"))
     async def workers(self, api: Api) -> list[WorkerInfo]:
         """From the qqueue.live_workers view: workers that heartbeat within the last minute."""
         return [WorkerInfo(**row) for row in await api.read("worker_list_live")]

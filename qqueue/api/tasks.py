@@ -28,13 +28,13 @@ from qqueue import queue_async
 from qqueue.api import correlation, limits, submit
 from qqueue.api.auth import tenant_of
 from qqueue.api.context import ApiContext
+from qqueue.api.errors import documented
 from qqueue.api.schemas import (
     NAME_PATTERN,
     BatchAnswer,
     BatchItem,
     BatchSubmission,
     CancelAnswer,
-    ErrorAnswer,
     ErrorDetail,
     SubmitAnswer,
     Tag,
@@ -50,17 +50,6 @@ from qqueue.tasks import TaskSpec, TaskStatus
 log = logging.getLogger("qqueue.api")
 
 _FINISHED = frozenset({"completed", "failed", "cancelled"})
-_ERRORS = {
-    "400": "Malformed request (bad JSON, wrong types, unknown fields, malformed id)",
-    "404": "Task not found",
-    "409": "Conflict",
-    "413": "Request body too large",
-    "422": "Rejected by preflight (the circuit cannot be parsed or exceeds the limits)",
-    "503": "Database unavailable",
-    "401": "API key missing, malformed, unknown or revoked (servers started with --auth)",
-    "429": "The tenant is over its submission rate or pending-task limit; retry after Retry-After seconds "
-           "(servers started with --auth)",
-}
 
 IdempotencyKey = Annotated[
     str | None,
@@ -69,10 +58,6 @@ IdempotencyKey = Annotated[
                                 "with a different body is refused (409)."),
 ]
 Api = NamedDependency[ApiContext]
-
-
-def _responses(*codes: str) -> dict[int, ResponseSpec]:
-    return {int(c): ResponseSpec(data_container=ErrorAnswer, description=_ERRORS[c]) for c in codes}
 
 
 def _log_extra(task_id: uuid.UUID | None, cid: str, **more: Any) -> dict[str, Any]:
@@ -101,7 +86,7 @@ class TaskController(Controller):
     @post("/", status_code=201, summary="Submit a circuit",
           responses={200: ResponseSpec(data_container=SubmitAnswer, description="Idempotency-Key replay: the task "
                                                                                  "of the earlier request"),
-                     **_responses("400", "401", "409", "413", "422", "429", "503")})
+                     **documented("400", "401", "409", "413", "422", "429", "503")})
     async def submit_task(
         self,
         request: Request[Any, Any, Any],
@@ -131,7 +116,7 @@ class TaskController(Controller):
         return Response(answer, status_code=201 if done.created else 200, headers={"Location": f"/tasks/{done.id}"})
 
     @get("/{task_id:str}", summary="A task: status, result, history, queue position",
-         responses=_responses("400", "401", "404", "503"))
+         responses=documented("400", "401", "404", "503"))
     async def get_task(
         self,
         request: Request[Any, Any, Any],
@@ -156,7 +141,7 @@ class TaskController(Controller):
             await asyncio.wait([ended], timeout=wait)
         return await _detail(api, task_id, tenant)
 
-    @get("/", summary="List tasks, newest first", responses=_responses("400", "401", "503"))
+    @get("/", summary="List tasks, newest first", responses=documented("400", "401", "503"))
     async def list_tasks(
         self,
         request: Request[Any, Any, Any],
@@ -196,7 +181,7 @@ class TaskController(Controller):
 
     @post("/{task_id:str}/cancel", status_code=200, summary="Cancel a task",
           responses={202: ResponseSpec(data_container=CancelAnswer, description="Running: asked to stop"),
-                     **_responses("400", "401", "404", "409", "503")})
+                     **documented("400", "401", "404", "409", "503")})
     async def cancel_task(
         self, request: Request[Any, Any, Any], task_id: FromPath[uuid.UUID], api: Api
     ) -> Response[CancelAnswer]:
@@ -224,7 +209,7 @@ class BatchController(Controller):
                                                                                 "valid item is a task of the earlier "
                                                                                 "request"),
                      422: ResponseSpec(data_container=BatchAnswer, description="No item was valid"),
-                     **_responses("400", "401", "409", "413", "429", "503")})
+                     **documented("400", "401", "409", "413", "429", "503")})
     async def submit_batch(
         self,
         request: Request[Any, Any, Any],
