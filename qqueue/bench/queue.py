@@ -38,8 +38,7 @@ def run_queue_bench(url: str, *, tasks: int, workers: int, concurrency: int, pic
         migrate.check_current(conn)
 
         def drain(name: str) -> float:
-            for i in range(0, tasks, ENQUEUE_CHUNK):
-                q.enqueue_many(conn, [TaskSpec(kind="noop", queue=name)] * min(ENQUEUE_CHUNK, tasks - i))
+            _enqueue_noops(conn, name, tasks)
             # Every drain starts on a freshly vacuumed table whose statistics count the tasks just queued, as
             # autovacuum would leave it: no round inherits the dead rows of the one before, and no plan is made
             # for a table the statistics still call empty (on a server without autovacuum, both would skew it).
@@ -60,14 +59,13 @@ def run_queue_bench(url: str, *, tasks: int, workers: int, concurrency: int, pic
                     db.run(filler, "bench_fill_finished", queue=history, count=finished_rows)
                     db.run(filler, "bench_vacuum_analyze")
                 full = [drain(f"{queue}-full-{r}") for r in range(rounds)]
-                figures["drain_empty_tasks_per_s"] = round(harness.quantile(empty, 0.5))
-                figures["drain_full_tasks_per_s"] = round(harness.quantile(full, 0.5))
+                median_empty, median_full = harness.quantile(empty, 0.5), harness.quantile(full, 0.5)
+                figures["drain_empty_tasks_per_s"] = round(median_empty)
+                figures["drain_full_tasks_per_s"] = round(median_full)
                 figures["drain_rounds"] = {"empty": [round(r) for r in empty], "full": [round(r) for r in full]}
-                figures["full_vs_empty"] = round(harness.quantile(full, 0.5) / harness.quantile(empty, 0.5), 3)
-            specs = [TaskSpec(kind="noop", queue=queue) for _ in range(tasks)]
+                figures["full_vs_empty"] = round(median_full / median_empty, 3)
             started = time.perf_counter()
-            for i in range(0, tasks, ENQUEUE_CHUNK):
-                q.enqueue_many(conn, specs[i : i + ENQUEUE_CHUNK])
+            _enqueue_noops(conn, queue, tasks)
             figures["enqueue_tasks_per_s"] = round(tasks / (time.perf_counter() - started))
 
             procs = harness.start_workers(url, queue, count=workers, concurrency=concurrency, log=log)
@@ -81,6 +79,12 @@ def run_queue_bench(url: str, *, tasks: int, workers: int, concurrency: int, pic
                 for name in (queue, history):
                     db.run(cleaner, "bench_delete_queue", queue=name)
     return figures
+
+
+def _enqueue_noops(conn: Any, queue: str, count: int) -> None:
+    """Queue `count` no-op tasks, `ENQUEUE_CHUNK` per statement."""
+    for i in range(0, count, ENQUEUE_CHUNK):
+        q.enqueue_many(conn, [TaskSpec(kind="noop", queue=queue)] * min(ENQUEUE_CHUNK, count - i))
 
 
 def _pickup_latency(conn: Any, queue: str, samples: int) -> dict[str, float]:
