@@ -22,7 +22,11 @@ STANDARD_INCLUDES = frozenset({"qelib1.inc", "stdgates.inc"})
 MAX_NESTING = 64
 
 _VERSION = re.compile(r"^\s*OPENQASM\s+(\d+)(?:\.(\d+))?\s*;", re.MULTILINE)
-_INCLUDE = re.compile(r'^\s*include\s+"([^"]*)"\s*;', re.MULTILINE)
+#: Every `include` keyword, wherever it stands: a statement may share its line with others ("OPENQASM 2.0;
+#: include ..."), and the parsers would open whatever file it names.
+_INCLUDE = re.compile(r"\binclude\b")
+#: An include statement the static check can read: a quoted name (either quote, as OpenQASM 3 allows), then ';'.
+_INCLUDE_STATEMENT = re.compile(r"""include\s*(["'])([^"'\n]*)\1\s*;""")
 _COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
 _POSITION = re.compile(r"^(?:<input>:)?(\d+),(\d+):\s*")
 _FOR_RANGE = re.compile(r"\bfor\s+(?:\w+\s+)?\w+\s+in\s+\[\s*(-?\d+)\s*:\s*(-?\d+)\s*(?::\s*(-?\d+)\s*)?\]")
@@ -74,11 +78,15 @@ def check_static(source: str, *, max_operations: int) -> None:
     unbounded or oversized loops."""
     code = _COMMENTS.sub(lambda m: " " * len(m[0]), source)
     for match in _INCLUDE.finditer(code):
-        if match[1] not in STANDARD_INCLUDES:
+        statement = _INCLUDE_STATEMENT.match(code, match.start())
+        name = statement[2] if statement else None
+        if name not in STANDARD_INCLUDES:
             line = code.count("\n", 0, match.start()) + 1
-            raise IntakeError(f'include "{match[1]}" is not allowed: only the standard gate libraries '
+            column = match.start() - (code.rfind("\n", 0, match.start()) + 1) + 1
+            what = f'include "{name}"' if statement else "an include whose file name cannot be read"
+            raise IntakeError(f"{what} is not allowed: only the standard gate libraries "
                               f"({', '.join(sorted(STANDARD_INCLUDES))}) can be included", code="include_refused",
-                              line=line, column=1)
+                              line=line, column=column)
     depth = deepest = 0
     for char in code:
         if char in "([{":

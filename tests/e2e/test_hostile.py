@@ -125,6 +125,8 @@ REFUSED = [
     # Circuits.
     Refused("an include of /etc/passwd", 422, '"/etc/passwd" is not allowed',
             json={"qc": 'OPENQASM 2.0;\ninclude "/etc/passwd";\nqreg q[1];\n'}, code="include_refused"),
+    Refused("an include of /etc/passwd on the header's line", 422, '"/etc/passwd" is not allowed',
+            json={"qc": 'OPENQASM 2.0; include "/etc/passwd"; qreg q[1];'}, code="include_refused"),
     Refused("an include that climbs out of the folder", 422, '"../x.inc" is not allowed',
             json={"qc": 'OPENQASM 3.0;\ninclude "../x.inc";\nqubit[1] q;\n'}, code="include_refused"),
     Refused("an angle nested 5,000 brackets deep", 422, "nested more than",
