@@ -76,7 +76,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     api_tenant_submit_rate: float = 100.0
     api_tenant_submit_burst: float = 1_000.0
     #: Kinds the API queues without a circuit (their `payload` as given); every other kind goes through intake.
-    api_raw_kinds: list[str] = msgspec.field(default_factory=lambda: ["noop", "sleep", "fail"])
+    #: None on a production API: `qqueue dev` and the benchmarks open the test kinds noop, sleep and fail.
+    api_raw_kinds: list[str] = msgspec.field(default_factory=list)
+    #: Intake's parser processes (per API process): how many, the memory each may use beyond its size at start,
+    #: how long one submission's parse may take, and how long a batch's may take in all.
+    intake_processes: int = 2
+    intake_memory_bytes: int = 2 * 1024**3
+    intake_deadline_s: float = 10.0
+    intake_batch_budget_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.concurrency is not None and not 1 <= self.concurrency <= 1024:
@@ -91,6 +98,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError("tenant limits must be positive (max pending may be 0)")
         if not self.queues:
             raise ConfigError("at least one queue is required")
+        if not 1 <= self.intake_processes <= 64 or self.intake_memory_bytes < 64 * 1024**2 or \
+                self.intake_deadline_s <= 0 or self.intake_batch_budget_s <= 0:
+            raise ConfigError("intake needs 1 to 64 processes, at least 64 MiB each and positive time limits")
 
     def effective_concurrency(self) -> int:
         """Slots to run: the configured number, or the machine's core count."""

@@ -70,6 +70,14 @@ class RateLimitedError(QQueueError):
         self.code = code
 
 
+class IntakeBusyError(QQueueError):
+    """Every circuit parser is busy; retry shortly."""
+
+    def __init__(self, *, retry_after_s: float) -> None:
+        super().__init__("Every circuit parser is busy; retry shortly.")
+        self.retry_after_s = retry_after_s
+
+
 class IntakeError(QQueueError):
     """The submitted circuit or options were rejected before queueing.
 

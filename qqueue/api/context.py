@@ -26,6 +26,7 @@ from qqueue import db, migrate
 from qqueue.api.waiters import FinishedWaiters
 from qqueue.config import Settings
 from qqueue.errors import DatabaseUnavailableError
+from qqueue.intake import ParserPool
 
 log = logging.getLogger("qqueue.api")
 
@@ -65,6 +66,8 @@ class ApiContext:
             name="qqueue-api",
             open=False,
         )
+        self.intake = ParserPool(processes=settings.intake_processes, memory_bytes=settings.intake_memory_bytes,
+                                 deadline_s=settings.intake_deadline_s, batch_budget_s=settings.intake_batch_budget_s)
         self.waiters = FinishedWaiters(self._listen_connection, self._finished, backstop_s=settings.api_wait_backstop_s)
         #: monotonic time of the first failure of the current outage; None while the database answers.
         self._down_since: float | None = None
@@ -138,7 +141,8 @@ class ApiContext:
 
     @asynccontextmanager
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
-        """Open the pool (fail fast), check the schema, listen for finished tasks; undo it all on exit."""
+        """Open the pool (fail fast), check the schema, start the parser processes, listen for finished tasks;
+        undo it all on exit."""
         try:
             await self.pool.open(wait=True, timeout=max(self.settings.api_pool_timeout_s, 2.0))
         except PoolTimeout as exc:
@@ -147,6 +151,7 @@ class ApiContext:
         try:
             # The same check, and messages, as workers use.
             await anyio.to_thread.run_sync(self._check_schema)
+            await anyio.to_thread.run_sync(self.intake.start)
             self.waiters.start()
             log.info("api ready (pool of %d to %d connections)", self.settings.api_pool_min_size,
                      self.settings.api_pool_max_size)
@@ -154,6 +159,7 @@ class ApiContext:
         finally:
             await self.waiters.stop()
             await self.pool.close()
+            self.intake.close()
 
     def _check_schema(self) -> None:
         with db.connection(self.database_url, connect_timeout_s=self.settings.api_connect_timeout_s) as conn:

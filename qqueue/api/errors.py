@@ -30,6 +30,7 @@ from qqueue.api.schemas import ErrorAnswer, ErrorDetail
 from qqueue.errors import (
     DatabaseUnavailableError,
     IdempotencyConflictError,
+    IntakeBusyError,
     IntakeError,
     InvalidTransitionError,
     RateLimitedError,
@@ -60,7 +61,7 @@ _DESCRIPTIONS = {
     "422": "Rejected by preflight (the circuit cannot be parsed or exceeds the limits)",
     "429": "The tenant is over its submission rate or pending-task limit; retry after Retry-After seconds "
            "(servers started with --auth)",
-    "503": "Database unavailable",
+    "503": "Database unavailable, or every circuit parser busy; retry after Retry-After seconds",
 }
 
 
@@ -120,6 +121,13 @@ def database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Res
     return error_response(HTTP_503_SERVICE_UNAVAILABLE, message, headers={"Retry-After": "1"})
 
 
+def intake_busy(request: Request[Any, Any, Any], exc: IntakeBusyError) -> Response[ErrorAnswer]:
+    log.warning("answered 503: every intake parser is busy", extra=_context(request))
+    return error_response(HTTP_503_SERVICE_UNAVAILABLE, exc.message,
+                          error=ErrorDetail(code="intake_busy", message=exc.message),
+                          headers={"Retry-After": str(max(1, int(exc.retry_after_s)))})
+
+
 def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[ErrorAnswer]:
     """Bad JSON, wrong types, unknown fields, bad path or query values: 400 naming what was wrong."""
     problems = exc.extra if isinstance(exc.extra, list) else []
@@ -177,6 +185,7 @@ EXCEPTION_HANDLERS: dict[type[Exception], ExceptionHandler] = {
     InvalidTransitionError: invalid_transition,
     IdempotencyConflictError: idempotency_conflict,
     IntakeError: intake_error,
+    IntakeBusyError: intake_busy,
     RateLimitedError: rate_limited,
     DatabaseUnavailableError: database_unavailable,
     SchemaNotReadyError: database_unavailable,

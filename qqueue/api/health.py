@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -32,25 +33,34 @@ class OperationsController(Controller):
          security=[{}], responses=_UNHEALTHY)
     async def health(self, api: Api) -> Response[Health]:
         """200 when the database answers and its schema is current; 503 otherwise, answered within a few
-        seconds even while the database is down. Recovers by itself when the database returns."""
+        seconds even while the database is down. Recovers by itself when the database returns. With API keys
+        on it says only up or down: no figures about queues or workers reach a caller without a key."""
         expected = api.expected_schema_version
+        figures = not api.settings.api_auth
+        now = datetime.now(UTC)
         try:
             row = await api.read("health_check", timeout=api.settings.api_health_timeout_s)
         except DatabaseUnavailableError:
-            return _unhealthy(Health(status="error", database="unreachable", schema="unknown", schema_version=None,
-                                     expected_schema_version=expected, live_workers=None, queue_depth=None,
-                                     long_polls=api.waiters.waiting, message="The database cannot be reached."))
+            return _unhealthy(Health(status="unhealthy", timestamp=now, database_status="disconnected",
+                                     queue_status="disconnected", database="unreachable", schema="unknown",
+                                     schema_version=None, expected_schema_version=expected, live_workers=None,
+                                     queue_depth=None, long_polls=api.waiters.waiting if figures else None,
+                                     message="The database cannot be reached."))
         except psycopg.errors.UndefinedTable:
-            return _unhealthy(Health(status="error", database="ok", schema="missing", schema_version=None,
-                                     expected_schema_version=expected, live_workers=None, queue_depth=None,
-                                     long_polls=api.waiters.waiting,
+            return _unhealthy(Health(status="unhealthy", timestamp=now, database_status="connected",
+                                     queue_status="disconnected", database="ok", schema="missing",
+                                     schema_version=None, expected_schema_version=expected, live_workers=None,
+                                     queue_depth=None, long_polls=api.waiters.waiting if figures else None,
                                      message="The database has no qqueue schema; run `qqueue migrate`."))
         versions: list[int] = row["versions"]
         behind = not api.expected_schema_versions <= set(versions)
         health = Health(
-            status="error" if behind else "ok", database="ok", schema="behind" if behind else "current",
-            schema_version=max(versions, default=None), expected_schema_version=expected,
-            live_workers=row["live_workers"], queue_depth=row["queue_depth"], long_polls=api.waiters.waiting,
+            status="unhealthy" if behind else "healthy", timestamp=now, database_status="connected",
+            queue_status="disconnected" if behind else "connected", database="ok",
+            schema="behind" if behind else "current", schema_version=max(versions, default=None),
+            expected_schema_version=expected, live_workers=row["live_workers"] if figures else None,
+            queue_depth=row["queue_depth"] if figures else None,
+            long_polls=api.waiters.waiting if figures else None,
             message="The database schema is behind; run `qqueue migrate`." if behind else None,
         )
         return _unhealthy(health) if behind else Response(health)
@@ -65,9 +75,13 @@ class OperationsController(Controller):
         return [QueueStats(**row) for row in await api.read("queue_stats_all")]
 
     @get("/workers", summary="Live workers", cache=False, responses=documented("401", "503"))
-    async def workers(self, api: Api) -> list[WorkerInfo]:
-        """From the qqueue.live_workers view: workers that heartbeat within the last minute."""
-        return [WorkerInfo(**row) for row in await api.read("worker_list_live")]
+    async def workers(self, request: Request[Any, Any, Any], api: Api) -> list[WorkerInfo]:
+        """From the qqueue.live_workers view: workers that heartbeat within the last minute. Where they run
+        (host name, process id) is the operator's to know: a tenant's key sees every other field."""
+        rows = await api.read("worker_list_live")
+        if tenant_of(request.scope) is not None:
+            return [WorkerInfo(**{**row, "hostname": None, "pid": None}) for row in rows]
+        return [WorkerInfo(**row) for row in rows]
 
 
 def _unhealthy(health: Health) -> Response[Any]:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from qqueue.intake.model import MAX_SHOTS
 from qqueue.tasks import TaskStatus
 
 #: Same rule as the CHECK on qqueue.tasks.queue and .kind. The lookahead is for Python, where "$" also matches
@@ -55,7 +56,7 @@ class TaskSubmission(Struct, kw_only=True, forbid_unknown_fields=True):
 
     #: OpenQASM 2 or 3 source. Required for circuit kinds ("simulate").
     qc: Annotated[str, Meta(min_length=1)] | None = None
-    shots: Annotated[int, Meta(ge=1, le=10_000_000)] = 1024
+    shots: Annotated[int, Meta(ge=1, le=MAX_SHOTS)] = 1024
     kind: KindName = "simulate"
     queue: QueueName = "default"
     #: Higher runs first.
@@ -134,10 +135,11 @@ class StatusChange(Struct, kw_only=True):
     """One row of a task's status history (qqueue.task_events), oldest first."""
 
     status: TaskStatus
-    at: datetime
+    transitioned_at: datetime
     attempt: int
     worker_id: uuid.UUID | None
-    note: str | None
+    #: Why, where there is more to say (a retry's error, a reclaimed lease, a cache answer).
+    notes: str | None
 
 
 class Timings(Struct, kw_only=True):
@@ -156,6 +158,10 @@ class TaskDetail(Struct, kw_only=True):
 
     task_id: uuid.UUID
     status: TaskStatus
+    #: The status in words; for a failed task, the error's message.
+    message: str
+    #: When the task was accepted (the same instant as created_at).
+    submitted_at: datetime
     kind: str
     queue: str
     priority: int
@@ -223,9 +229,17 @@ class CancelAnswer(Struct, kw_only=True):
 
 
 class Health(Struct, kw_only=True):
-    """Answer of GET /health: 200 when the database answers and its schema is current, else 503."""
+    """Answer of GET /health: 200 when the database answers and its schema is current, else 503.
 
-    status: Literal["ok", "error"]
+    `status`, `timestamp`, `database_status` and `queue_status` are the fields of the contract clients of the
+    system qqueue replaces read; the rest says why. With API keys on, the figures (workers, depth, long-polls)
+    are left out: /health answers anyone."""
+
+    status: Literal["healthy", "unhealthy"]
+    timestamp: datetime
+    database_status: Literal["connected", "disconnected"]
+    #: "connected" when the queue's schema is present and current, so tasks can be queued and claimed.
+    queue_status: Literal["connected", "disconnected"]
     database: Literal["ok", "unreachable"]
     schema: Literal["current", "behind", "missing", "unknown"]
     schema_version: int | None
@@ -234,7 +248,7 @@ class Health(Struct, kw_only=True):
     #: Due pending tasks over all queues.
     queue_depth: int | None
     #: Long-polls (GET /tasks/{id}?wait=…) this API process is holding open.
-    long_polls: int
+    long_polls: int | None
     message: str | None = None
 
 
@@ -257,8 +271,9 @@ class WorkerInfo(Struct, kw_only=True):
     """One live worker, from the qqueue.live_workers view."""
 
     id: uuid.UUID
-    hostname: str
-    pid: int
+    #: Where the worker runs; null for a tenant's key (with API keys on, only the operator sees hosts).
+    hostname: str | None
+    pid: int | None
     queues: list[str]
     concurrency: int
     version: str

@@ -1,8 +1,7 @@
 """Task endpoints: submit (one or a batch), read (with long-poll), list, cancel.
 
-The submit path is kept lean for throughput: intake runs inline (a small circuit parses in ~0.1-3 ms; large
-ones and batches go to a worker thread) and the task is queued with one INSERT, whose trigger writes the
-history and wakes the workers.
+The submit path is kept lean for throughput: intake runs in the parser processes (the event loop only awaits
+their answer) and the task is queued with one INSERT, whose trigger writes the history and wakes the workers.
 """
 
 from __future__ import annotations
@@ -13,10 +12,8 @@ import binascii
 import logging
 import uuid
 from datetime import datetime
-from functools import partial
 from typing import Annotated, Any
 
-import anyio
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
@@ -71,10 +68,10 @@ async def _specs(
     subs: list[TaskSubmission], api: ApiContext, cid: str, key: str | None, digest: str | None, *, batch: bool,
     tenant: str | None,
 ) -> list[TaskSpec | IntakeError]:
-    """Preflight submissions inline, or on a worker thread when that would hold the event loop too long."""
-    work = partial(submit.to_specs, subs, raw_kinds=api.settings.api_raw_kinds, correlation_id=cid,
-                   idempotency_key=key, request_hash=digest, per_item_keys=batch, tenant=tenant)
-    return await anyio.to_thread.run_sync(work) if submit.heavy(subs) else work()
+    """Check submissions; their circuits are parsed by the API's parser processes while the loop serves others."""
+    return await submit.to_specs(subs, api.intake, raw_kinds=api.settings.api_raw_kinds,
+                                 default_timeout_s=api.settings.default_timeout_s, correlation_id=cid,
+                                 idempotency_key=key, request_hash=digest, per_item_keys=batch, tenant=tenant)
 
 
 class TaskController(Controller):
@@ -124,14 +121,14 @@ class TaskController(Controller):
         api: Api,
         wait: Annotated[
             float | None,
-            QueryParameter(gt=0, le=60, required=False,
+            QueryParameter(ge=0, le=60, required=False,
                            description="Long-poll: answer as soon as the task ends, or after this many seconds "
-                                       "(at most 60), whichever comes first."),
+                                       "(at most 60), whichever comes first; 0 answers at once."),
         ] = None,
     ) -> TaskDetail:
         """The task now, or with `wait`, the moment it ends (or when `wait` runs out, whichever is first)."""
         tenant = tenant_of(request.scope)
-        if wait is None:
+        if not wait:
             return await _detail(api, task_id, tenant)
         # Watch before reading: an end between the read and the wait would otherwise be missed.
         with api.waiters.watch(task_id) as ended:
@@ -268,7 +265,8 @@ async def _detail(api: ApiContext, task_id: uuid.UUID, tenant: str | None) -> Ta
     if row is None:
         raise TaskNotFoundError(task_id)
     return TaskDetail(
-        task_id=row["id"], status=row["status"], kind=row["kind"], queue=row["queue"], priority=row["priority"],
+        task_id=row["id"], status=row["status"], message=_status_message(row), submitted_at=row["created_at"],
+        kind=row["kind"], queue=row["queue"], priority=row["priority"],
         queue_position=row["queue_position"], attempt=row["attempt"], max_attempts=row["max_attempts"],
         created_at=row["created_at"], run_at=row["run_at"], started_at=row["started_at"],
         finished_at=row["finished_at"], cancel_requested_at=row["cancel_requested_at"], timeout_s=row["timeout_s"],
@@ -281,6 +279,23 @@ async def _detail(api: ApiContext, task_id: uuid.UUID, tenant: str | None) -> Ta
         timings=Timings(queued_s=row["queued_s"], running_s=row["running_s"], reported=row["timings"]),
         status_history=msgspec.Raw(row["history_json"].encode()),  # type: ignore[arg-type]
     )
+
+
+def _status_message(row: dict[str, Any]) -> str:
+    """The task's state in a sentence, as clients of the original contract show it."""
+    status = row["status"]
+    if status == "completed":
+        return "Task completed successfully." + (" (answered from the result cache)" if row["cached_from"] else "")
+    if status == "failed":
+        error = row["error"] or {}
+        return f"Task failed: {error.get('message') or 'no reason was recorded'}"
+    if status == "cancelled":
+        return "Task was cancelled."
+    if status == "running":
+        return "Task is running." if row["cancel_requested_at"] is None else "Task is running; cancellation requested."
+    if row["queue_position"] is None:
+        return "Task is scheduled and waits for its run_at."
+    return f"Task is queued (position {row['queue_position']})."
 
 
 def _encode_cursor(created_at: datetime, task_id: uuid.UUID) -> str:

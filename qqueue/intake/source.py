@@ -1,20 +1,26 @@
 """OpenQASM source → QuantumCircuit, with every failure turned into an `IntakeError` a person can act on.
 
-Checks that need no parser come first (size, encoding, includes, nesting, unbounded loops), so hostile input is
-refused cheaply and never reaches a recursive parser. OpenQASM 2 goes to `qiskit.qasm2` (fast, Rust). OpenQASM 3
-goes to `qiskit.qasm3`; where that importer refuses valid programs (loops, subroutines, `measure q;` without a
-target, gates without `include "stdgates.inc"`), pyqasm unrolls the program first and the result is imported.
+Checks that need no parser come first (size, encoding, includes, nesting), so hostile input is refused cheaply and
+never reaches a recursive parser; `qqueue.intake.prescan` then bounds what the program expands to. OpenQASM 2 goes
+to `qiskit.qasm2` (fast, Rust). OpenQASM 3 goes to `qiskit.qasm3`; where that importer refuses valid programs
+(loops, subroutines, `measure q;` without a target, gates without `include "stdgates.inc"`), pyqasm unrolls the
+program first and the result is imported.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from qiskit import QuantumCircuit, qasm2, qasm3
 
 from qqueue.errors import IntakeError
+from qqueue.intake.prescan import blank_comments
 
 STANDARD_INCLUDES = frozenset({"qelib1.inc", "stdgates.inc"})
 #: Deeper bracket nesting than this is refused before parsing: real circuits never need it, and recursive
@@ -27,9 +33,11 @@ _VERSION = re.compile(r"^\s*OPENQASM\s+(\d+)(?:\.(\d+))?\s*;", re.MULTILINE)
 _INCLUDE = re.compile(r"\binclude\b")
 #: An include statement the static check can read: a quoted name (either quote, as OpenQASM 3 allows), then ';'.
 _INCLUDE_STATEMENT = re.compile(r"""include\s*(["'])([^"'\n]*)\1\s*;""")
-_COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
 _POSITION = re.compile(r"^(?:<input>:)?(\d+),(\d+):\s*")
-_FOR_RANGE = re.compile(r"\bfor\s+(?:\w+\s+)?\w+\s+in\s+\[\s*(-?\d+)\s*:\s*(-?\d+)\s*(?::\s*(-?\d+)\s*)?\]")
+#: Where pyqasm says an error is: it logs the position rather than putting it in the exception.
+_PYQASM_POSITION = re.compile(r"Error at line (\d+), column (\d+)")
+#: Messages of the OpenQASM 3 importer that mean "valid, but not mine to import": pyqasm's verdict is the real one.
+_IMPORTER_REFUSALS = ("not supported", "not currently supported", "index must be int")
 _MEASURE_NO_TARGET = re.compile(r"^(\s*)measure\s+([A-Za-z_]\w*(?:\[\d+\])?)\s*;\s*$", re.MULTILINE)
 
 
@@ -61,11 +69,14 @@ def decode(source: str | bytes, *, max_bytes: int) -> str:
 
 
 def detect_version(source: str) -> int:
-    """2 or 3, from the `OPENQASM x.y;` header (which must come first, comments aside)."""
-    match = _VERSION.match(_COMMENTS.sub("", source))
+    """2 or 3, from the `OPENQASM x.y;` header (which must come first, comments aside). The header is optional
+    in OpenQASM 3 (a program without one is OpenQASM 3) and required in OpenQASM 2."""
+    match = _VERSION.match(blank_comments(source))
     if not match:
-        raise IntakeError('the source must start with an OpenQASM header, e.g. "OPENQASM 3.0;"', code="no_header",
-                          line=1, column=1)
+        if re.match(r"\s*OPENQASM\b", blank_comments(source)):
+            raise IntakeError('the OpenQASM header must read like "OPENQASM 3.0;"', code="no_header",
+                              line=1, column=1)
+        return 3
     major = int(match[1])
     if major not in (2, 3):
         raise IntakeError(f"OpenQASM {major} is not supported; use OpenQASM 2 or 3", code="unsupported_version",
@@ -73,10 +84,14 @@ def detect_version(source: str) -> int:
     return major
 
 
-def check_static(source: str, *, max_operations: int) -> None:
-    """Refuse, before any parser runs, what must never be parsed: file includes, pathological nesting,
-    unbounded or oversized loops."""
-    code = _COMMENTS.sub(lambda m: " " * len(m[0]), source)
+def has_header(source: str) -> bool:
+    """Whether the program starts with its `OPENQASM x.y;` line."""
+    return bool(_VERSION.match(blank_comments(source)))
+
+
+def check_static(source: str) -> None:
+    """Refuse, before any parser runs, what must never be parsed: file includes and pathological nesting."""
+    code = blank_comments(source)
     for match in _INCLUDE.finditer(code):
         statement = _INCLUDE_STATEMENT.match(code, match.start())
         name = statement[2] if statement else None
@@ -97,21 +112,6 @@ def check_static(source: str, *, max_operations: int) -> None:
                                   details={"limit": MAX_NESTING})
         elif char in ")]}":
             depth -= 1
-    if re.search(r"\bwhile\s*\(", code):
-        raise IntakeError("while loops are not supported: the circuit must have a fixed number of operations",
-                          code="unsupported_construct")
-    iterations = 1
-    for match in _FOR_RANGE.finditer(code):
-        # OpenQASM ranges are inclusive: [start:stop] or [start:step:stop]. Nested loops multiply; sequential
-        # ones are over-counted the same way, which errs on the side of refusing.
-        start = int(match[1])
-        step, stop = (int(match[2]), int(match[3])) if match[3] else (1, int(match[2]))
-        if step == 0:
-            raise IntakeError("a for-loop range has a step of 0", code="invalid_source")
-        iterations *= max(0, (stop - start) // step + 1)
-        if iterations > max_operations:
-            raise IntakeError(f"loops would unroll to over {max_operations} iterations", code="too_many_operations",
-                              details={"limit": max_operations})
 
 
 def parse(source: str, version: int) -> ParsedSource:
@@ -121,13 +121,18 @@ def parse(source: str, version: int) -> ParsedSource:
             return ParsedSource(qasm2.loads(source, custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS), 2)
         try:
             return ParsedSource(qasm3.loads(source), 3)
-        except (qasm3.QASM3ImporterError, TypeError, NotImplementedError, ValueError) as exc:
-            # The importer refuses some valid programs; unrolled, they import. A genuine error stays an error:
-            # the first message is the more precise one, so it is the one reported.
+        except (qasm3.QASM3ImporterError, TypeError, NotImplementedError, ValueError, IndexError) as exc:
+            # The importer refuses some valid programs; unrolled by pyqasm, they import. When the importer only
+            # said "not supported", pyqasm's verdict on a program it cannot unroll either is the precise one
+            # (a wrong register width, not "SubroutineDefinition is not supported"); otherwise the importer's.
             try:
                 return ParsedSource(qasm3.loads(_unroll(source)), 3)
-            except Exception:
+            except IntakeError as unrolled:
+                if _importer_refusal(exc):
+                    raise unrolled from None
                 raise exc  # noqa: B904 - its own cause chain carries the parser's position
+            except Exception:
+                raise exc  # noqa: B904
     except RecursionError:
         raise IntakeError("the program is nested too deeply to parse", code="nesting_too_deep") from None
     except IntakeError:
@@ -136,16 +141,33 @@ def parse(source: str, version: int) -> ParsedSource:
         raise _as_intake_error(exc, source) from None
 
 
+def _importer_refusal(exc: BaseException) -> bool:
+    return isinstance(exc, (TypeError, NotImplementedError)) or any(t in str(exc) for t in _IMPORTER_REFUSALS)
+
+
 def _unroll(source: str) -> str:
     """pyqasm's unrolled form of the program, made importable by qiskit: standard gates included, and any
-    `measure q;` given bits to write to (Qiskit measurements must have a target)."""
+    `measure q;` given bits to write to (Qiskit measurements must have a target). Its failures are an
+    `IntakeError` at the position pyqasm reports."""
     import pyqasm
 
-    with warnings.catch_warnings():
+    prefix = "" if has_header(source) else "OPENQASM 3.0;"  # pyqasm needs the header the language does not
+    with warnings.catch_warnings(), _pyqasm_positions() as positions:
         warnings.simplefilter("ignore")
-        module = pyqasm.loads(source)
-        module.unroll()
-        text: str = pyqasm.dumps(module)
+        try:
+            module = pyqasm.loads(prefix + source)
+            module.unroll()
+            text: str = pyqasm.dumps(module)
+        except RecursionError:
+            raise
+        except Exception as exc:  # pyqasm's errors: ValidationError and whatever its parser raises
+            message = str(exc).strip().split("\n\nUsage:")[0].strip() or "the program is not valid OpenQASM"
+            line, column = positions[-1] if positions else (None, None)
+            if line == 1 and column is not None:
+                column = max(1, column - len(prefix))
+            where = f" (line {line}, column {column})" if line else ""
+            code = "undefined_gate" if "undeclared" in message else "invalid_source"
+            raise IntakeError(f"{message}{where}", code=code, line=line, column=column) from None
     if not _INCLUDE.search(text):
         text = _VERSION.sub(lambda m: m[0] + '\ninclude "stdgates.inc";', text, count=1)
     targets = _MEASURE_NO_TARGET.findall(text)
@@ -156,8 +178,41 @@ def _unroll(source: str) -> str:
     return text
 
 
+class _PositionHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.positions: list[tuple[int, int]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = _PYQASM_POSITION.search(record.getMessage())
+        if match:
+            self.positions.append((int(match[1]), int(match[2]) + 1))
+
+
+@contextmanager
+def _pyqasm_positions() -> Iterator[list[tuple[int, int]]]:
+    """Collect the positions pyqasm logs with its errors, keep its log lines out of ours, and undo the
+    `sys.tracebacklimit = 0` it sets on every error (which would hide every later traceback in this process)."""
+    logger = logging.getLogger("pyqasm")
+    handler = _PositionHandler()
+    saved = logger.handlers[:], logger.propagate, getattr(sys, "tracebacklimit", None)
+    logger.handlers = [handler]
+    logger.propagate = False
+    try:
+        yield handler.positions
+    finally:
+        logger.handlers, logger.propagate = saved[0], saved[1]
+        if saved[2] is None:
+            if hasattr(sys, "tracebacklimit"):
+                del sys.tracebacklimit
+        else:
+            sys.tracebacklimit = saved[2]
+
+
 def _as_intake_error(exc: BaseException, source: str) -> IntakeError:
-    text = str(exc).strip().strip("'\"").strip()
+    text = str(exc).strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1].strip()  # the message as repr() quoted it, not a quote that belongs to it
     line = column = None
     match = _POSITION.match(text)
     if match:
@@ -169,8 +224,13 @@ def _as_intake_error(exc: BaseException, source: str) -> IntakeError:
     code = "undefined_gate" if "not defined" in text or "undeclared" in text else "syntax_error"
     if "not currently supported" in text or "not supported" in text:
         code = "unsupported_construct"
+    hint = ""
+    if text.startswith("unhandled binary operator"):
+        # Valid OpenQASM 3 that neither importer evaluates (in a condition above all).
+        code = "unsupported_construct"
+        hint = "; the OpenQASM 3 importer cannot evaluate this operator here: for single bits, a != b is a ^ b"
     where = f" (line {line}, column {column})" if line else ""
-    return IntakeError(f"{text}{where}", code=code, line=line, column=column)
+    return IntakeError(f"{text}{where}{hint}", code=code, line=line, column=column)
 
 
 def _antlr_position(exc: BaseException) -> tuple[int, int] | None:

@@ -43,7 +43,8 @@ ORDER BY queue;
 SELECT t.id, t.status, t.kind, t.queue, t.priority, t.attempt, t.max_attempts, t.run_at, t.timeout_s,
        t.created_at, t.started_at, t.finished_at, t.cancel_requested_at, t.worker_id, t.correlation_id,
        t.tags, t.metadata, t.profile, t.error, t.timings, t.result::text AS result_json, t.cache_key, t.cached_from,
-       CASE WHEN t.status = 'pending' THEN 1 + (
+       -- only a due task has a place in the line: one scheduled for later is not behind anything yet.
+       CASE WHEN t.status = 'pending' AND t.run_at <= now() THEN 1 + (
            SELECT count(*)
            FROM qqueue.tasks a
            WHERE a.status = 'pending' AND a.queue = t.queue AND a.run_at <= now()
@@ -63,10 +64,10 @@ CROSS JOIN LATERAL (
                ::double precision AS running_s,
            coalesce(jsonb_agg(jsonb_build_object(
                'status', e.status,
-               'at', to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+               'transitioned_at', to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
                'attempt', e.attempt,
                'worker_id', e.worker_id,
-               'note', e.note) ORDER BY e.id), '[]')::text AS history_json
+               'notes', e.note) ORDER BY e.id), '[]')::text AS history_json
     FROM (
         SELECT id, status, at, attempt, worker_id, note, lead(at) OVER (ORDER BY id) AS next_at
         FROM qqueue.task_events

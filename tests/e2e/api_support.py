@@ -38,7 +38,8 @@ class ApiServer:
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        # The test kinds (noop, sleep, fail) are closed on a production API; these tests open them.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "QQUEUE_API_RAW_KINDS": "noop,sleep,fail", **(env or {})}
         env.pop("QQUEUE_DATABASE_URL", None)
         # A file, not a pipe: nobody reads the output while the test runs.
         self.log = tempfile.TemporaryFile(mode="w+")

@@ -180,7 +180,9 @@ def test_long_poll_on_a_task_that_does_not_end_answers_when_the_wait_runs_out(ap
     assert task["status"] == "pending"
     assert time.monotonic() - started >= 0.3
     assert_error(api.client.get(f"/tasks/{task_id}", params={"wait": 61}), 400, contains="wait")
-    assert_error(api.client.get(f"/tasks/{task_id}", params={"wait": 0}), 400, contains="wait")
+    # wait=0 is no wait at all: the task as it is now.
+    assert api.client.get(f"/tasks/{task_id}", params={"wait": 0}).json()["status"] == "pending"
+    assert_error(api.client.get(f"/tasks/{task_id}", params={"wait": -1}), 400, contains="wait")
 
 
 def test_stopping_the_api_answers_pending_long_polls_at_once(module_db, api):
@@ -409,8 +411,9 @@ def test_queue_position_is_the_exact_claim_order_among_due_tasks(api):
     submit(api, {"kind": "noop", "queue": idle_queue(), "priority": 100})  # another queue: not counted
     positions = {name: get(api, task_id)["queue_position"]
                  for name, task_id in {"a": a, "b": b, "c": c, "later": later, "low": low}.items()}
-    # c, a, b are due and claimed in that order; the not-yet-due task has the same three ahead of it.
-    assert positions == {"c": 1, "a": 2, "b": 3, "low": 4, "later": 4}
+    # c, a, b are due and claimed in that order; the not-yet-due task has no place in the line yet.
+    assert positions == {"c": 1, "a": 2, "b": 3, "low": 4, "later": None}
+    assert get(api, later)["message"] == "Task is scheduled and waits for its run_at."
     assert api.client.post(f"/tasks/{c}/cancel").status_code == 200
     assert get(api, a)["queue_position"] == 1
     assert get(api, c)["queue_position"] is None
@@ -487,7 +490,8 @@ def test_health_queues_and_workers_describe_the_system(api, worker):
     health = api.client.get("/health")
     assert health.status_code == 200
     body = health.json()
-    assert (body["status"], body["database"], body["schema"]) == ("ok", "ok", "current")
+    assert (body["status"], body["database"], body["schema"]) == ("healthy", "ok", "current")
+    assert (body["database_status"], body["queue_status"]) == ("connected", "connected")
     assert body["schema_version"] == body["expected_schema_version"] == migrate.latest_version()
     assert body["live_workers"] >= 1 and body["queue_depth"] >= 1
     stats = {q["queue"]: q for q in api.client.get("/queues").json()}
@@ -520,7 +524,8 @@ def test_health_is_503_while_postgres_is_down_and_200_again_without_restarting_t
             pg.stop()
             wait_until(lambda: server.client.get("/health").status_code == 503, timeout_s=30)
             body = server.client.get("/health").json()
-            assert (body["status"], body["database"]) == ("error", "unreachable")
+            assert (body["status"], body["database"]) == ("unhealthy", "unreachable")
+            assert (body["database_status"], body["queue_status"]) == ("disconnected", "disconnected")
             assert_error(server.client.post("/tasks", json={"kind": "noop"}), 503, contains="database")
             assert_error(server.client.get(f"/tasks/{uuid.uuid4()}"), 503)
             pg.start()

@@ -117,8 +117,8 @@ REFUSED = [
     Refused("shots as a boolean", 400, "shots: expected `int`, got `bool`", json={"qc": BELL, "shots": True}),
     Refused("negative shots", 400, "shots: expected `int` >= 1", json={"qc": BELL, "shots": -1}),
     Refused("shots of 10^30", 400, "shots: expected `int` <= ", json={"qc": BELL, "shots": 10**30}),
-    Refused("more shots than a circuit may run", 422, "between 1 and 100000", json={"qc": BELL, "shots": 200_000},
-            code="invalid_shots"),
+    Refused("more shots than a circuit may run", 400, "shots: expected `int` <= 100000",
+            json={"qc": BELL, "shots": 200_000}),
     Refused("a priority past 100", 400, "priority", json={"kind": "noop", "priority": 101}),
     Refused("a number too large for JSON to hold", 400, "number out of range",
             raw=b'{"kind":"noop","metadata":{"x":1e400}}', code="invalid_json"),
@@ -407,12 +407,13 @@ def test_a_circuit_that_would_exhaust_memory_is_refused_by_preflight_with_the_me
     assert written(conn) == before
 
 
-def expensive_circuit(qubits: int = 22, layers: int = 100) -> str:
-    """A valid circuit that Aer needs about a minute for on one core (64 MiB of statevector, 4,300 gates);
-    finite, so that even a broken timeout cannot hold a slot for ever."""
-    layer = "".join(f"rx(0.{i % 9 + 1}) q[{i}];\n" for i in range(qubits))
-    layer += "".join(f"cx q[{i}],q[{i + 1}];\n" for i in range(qubits - 1))
-    return qasm2(qubits, layer * layers)
+def expensive_circuit(qubits: int = 12, t_gates: int = 40) -> str:
+    """A valid circuit that Aer's extended stabilizer method needs about a minute for on one core (its cost
+    grows exponentially with the T gates, 40 here), in little memory; finite, so that even a broken timeout
+    cannot hold a slot for ever. Intake has no run-time model for this method, so it is accepted."""
+    body = "h q;\n" + "".join(f"t q[{k % qubits}];\ncx q[{k % qubits}],q[{(k + 1) % qubits}];\nh q[{k % qubits}];\n"
+                             for k in range(t_gates))
+    return qasm2(qubits, body)
 
 
 def test_a_circuit_that_would_run_for_a_minute_is_stopped_by_its_timeout_and_the_tasks_around_it_complete(
@@ -430,7 +431,8 @@ def test_a_circuit_that_would_run_for_a_minute_is_stopped_by_its_timeout_and_the
         return task if task["status"] in ("completed", "failed", "cancelled") else None
 
     before = submit({"qc": BELL, "shots": 100})
-    endless = submit({"qc": expensive_circuit(), "shots": 1, "timeout_s": 1, "max_attempts": 1})
+    endless = submit({"qc": expensive_circuit(), "shots": 1, "timeout_s": 1, "max_attempts": 1,
+                      "options": {"method": "extended_stabilizer"}})
     after = [submit({"qc": BELL, "shots": 100}) for _ in range(2)]
     # The test's own bound: well under the suite's 300 s, whatever the worker does.
     task = wait_until(lambda: ended(endless), timeout_s=90, interval_s=0.1)

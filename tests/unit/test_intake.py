@@ -53,7 +53,7 @@ HOSTILE = [
     ("expression nesting built to recurse forever", qasm2(1, "rz(" + "(" * 100_000 + "1" + ")" * 100_000 + ") q[0];\n"),
      {}, "nesting_too_deep", "nested"),
     ("oversized source", "OPENQASM 2.0;\n" + "// padding\n" * 30_000, {}, "source_too_large", "limit"),
-    ("no header", "qreg q[1];", {}, "no_header", "OPENQASM"),
+    ("a malformed header", "OPENQASM three;\nqubit q;", {}, "no_header", "OPENQASM 3.0"),
     ("unsupported version", "OPENQASM 4.0;\n", {}, "unsupported_version", "OpenQASM 4"),
     ("unknown option", BELL2, {"options": {"sneaky": 1}}, "invalid_options", "sneaky"),
     ("bad method", BELL2, {"options": {"method": "quantum_magic"}}, "invalid_options", "unknown method"),

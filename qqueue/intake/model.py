@@ -1,0 +1,54 @@
+"""Intake's data: what a submission may ask for, what is asked, and what intake hands to the queue.
+
+No Qiskit here: the API imports this without loading any parser; the parsing happens in bounded processes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+#: Shots one circuit task may run; the HTTP schema advertises the same bound.
+MAX_SHOTS = 100_000
+CIRCUIT_KINDS = ("simulate", "transpile", "convert")
+
+
+class IntakeLimits(msgspec.Struct, kw_only=True, frozen=True):
+    """What a single submission may ask for."""
+
+    max_source_bytes: int = 256 * 1024
+    max_shots: int = MAX_SHOTS
+    #: Operations after every gate definition, loop and register broadcast is expanded.
+    max_operations: int = 100_000
+    #: Declared qubits (every register together), and declared classical bits.
+    max_qubits: int = 1_000
+    max_clbits: int = 10_000
+    #: Memory one simulation may need (default 4 GiB).
+    max_memory_bytes: int = 4 * 1024**3
+    #: Per-shot memory is returned for at most this many shots...
+    max_memory_shots: int = 10_000
+    #: ...and per-shot memory may be at most this large.
+    max_result_bytes: int = 64 * 1024**2
+
+
+class IntakeRequest(msgspec.Struct, kw_only=True, frozen=True):
+    """One submission as intake receives it. `shots` and `options` are checked by intake, not by their types,
+    so that every mistake gets intake's own message."""
+
+    qc: str | bytes
+    kind: str = "simulate"
+    shots: Any = 1024
+    options: dict[str, Any] | None = None
+    limits: IntakeLimits = msgspec.field(default_factory=IntakeLimits)
+    #: The run's time limit: a simulation estimated to take longer is refused. None: not checked.
+    timeout_s: float | None = None
+
+
+class PreparedTask(msgspec.Struct, kw_only=True, frozen=True):
+    """What intake hands to the queue: the worker's payload, the circuit's profile, and the result-cache key
+    (None unless the task is seeded and simulated)."""
+
+    payload: dict[str, Any]
+    profile: dict[str, Any]
+    cache_key: str | None

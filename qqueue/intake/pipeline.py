@@ -1,0 +1,196 @@
+"""The whole of intake for one submission, in the order that keeps every step bounded. Pure: no I/O.
+
+1. Cheap checks on the text: size, encoding, header, includes, nesting.
+2. The pre-scan (`prescan`): declared qubits and bits, and the operations the program expands to, each against its
+   limit, before any parser allocates anything.
+3. The parse, then what only a parsed circuit shows: no qubits, unbound parameters, opaque gates, a circuit wider
+   than its backend or its coupling map.
+4. Instructions Aer cannot run are unrolled (`runnable`), once; the method Aer will use and its memory and time
+   are charged (`preflight`).
+5. The payload: the circuit in the form that parses fastest (OpenQASM 2 text whenever the circuit can be written
+   in it: `qasm2.loads` is ~25x faster than the OpenQASM 3 importer), and the kind's fields.
+
+This runs inside the bounded parser processes of `qqueue.intake.pool`, never on the API's event loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+import msgspec
+from qiskit import QuantumCircuit, qasm2, qasm3
+
+from qqueue.errors import IntakeError
+from qqueue.execution import runnable
+from qqueue.execution.backends import device, resolve_backend
+from qqueue.execution.versions import library_versions
+from qqueue.intake import preflight, prescan, source
+from qqueue.intake.model import CIRCUIT_KINDS, IntakeLimits, IntakeRequest, PreparedTask
+
+CONVERT_TARGETS = ("qasm2", "qasm3", "qir")
+
+_canonical = msgspec.json.Encoder(order="sorted")
+
+
+def run(request: IntakeRequest) -> PreparedTask:
+    """Validate a submission and normalise it for the worker; raises `IntakeError` with a clear message."""
+    limits = request.limits
+    kind = request.kind
+    if kind not in CIRCUIT_KINDS:
+        raise IntakeError(f"unknown circuit kind {kind!r}; use one of {', '.join(CIRCUIT_KINDS)}",
+                          code="unsupported_kind")
+    opts = preflight.read_options(request.options, limits)
+    text = source.decode(request.qc, max_bytes=limits.max_source_bytes)
+    version = source.detect_version(text)
+    source.check_static(text)
+    scan = prescan.scan(text, version, prescan.ScanLimits(
+        max_qubits=limits.max_qubits, max_clbits=limits.max_clbits, max_operations=limits.max_operations))
+    circuit = source.parse(text, version).circuit
+    _check_parsed(circuit, scan, text)
+    shots = 0
+    if kind == "simulate":
+        shots = preflight.check_shots(request.shots, limits, memory=opts.memory)
+        circuit = _measured(circuit, measure_all=opts.measure_all)
+        preflight.check_result_size(circuit.num_clbits, shots, limits, memory=opts.memory)
+    if opts.backend is not None:
+        _check_backend_width(circuit, resolve_backend(opts.backend), scan)
+    if kind == "transpile" and opts.coupling_map:
+        _check_coupling_width(circuit, opts.coupling_map, scan)
+    cost = preflight.Charge(method=opts.method, memory_bytes=0, estimate_s=0.0, shot_by_shot=False)
+    if kind == "simulate":
+        circuit, cost = _runnable(circuit, opts, shots, limits, scan, text)
+    elif kind == "transpile":
+        _refuse_opaque(circuit, scan)
+    preflight.check_limits(circuit, cost, limits, timeout_s=request.timeout_s if kind == "simulate" else None)
+    payload = {"circuit": _fastest_form(circuit, kind), **_kind_fields(kind, opts, shots)}
+    if kind == "simulate":
+        payload["memory_bytes"] = cost.memory_bytes
+    return PreparedTask(payload=payload, profile=preflight.profile(circuit, opts.method, cost),
+                        cache_key=cache_key(kind, payload))
+
+
+def cache_key(kind: str, payload: dict[str, Any]) -> str | None:
+    """Content hash of everything a seeded simulation's result depends on; None when unseeded (those always
+    run) and for kinds other than simulate."""
+    if kind != "simulate" or payload.get("seed") is None:
+        return None
+    return hashlib.sha256(_canonical.encode({"kind": kind, "payload": payload, **library_versions()})).hexdigest()
+
+
+def _check_parsed(circuit: QuantumCircuit, scan: prescan.Scan, text: str) -> None:
+    if circuit.num_qubits == 0:
+        raise IntakeError("the program declares no qubits, so there is nothing to run; declare some, e.g. "
+                          '"qubit[2] q;" in OpenQASM 3 or "qreg q[2];" in OpenQASM 2', code="no_qubits")
+    unbound = [p.name for p in circuit.parameters] + [v.name for v in circuit.iter_input_vars()]
+    if unbound:
+        line, column = next((scan.inputs[n] for n in unbound if n in scan.inputs), (None, None))
+        where = f" (line {line}, column {column})" if line else ""
+        raise IntakeError(f"the circuit has inputs that no value binds: {', '.join(map(repr, unbound[:10]))}{where}. "
+                          "Give them values in the source (e.g. \"const float theta = 0.5;\")",
+                          code="unbound_parameters", line=line, column=column, details={"parameters": unbound})
+
+
+def _check_backend_width(circuit: QuantumCircuit, backend: str, scan: prescan.Scan) -> None:
+    width = device(backend).num_qubits
+    if circuit.num_qubits > width:
+        line, column = scan.first_qubit_at or (None, None)
+        raise IntakeError(f"the circuit has {circuit.num_qubits} qubits, more than the {width} of {backend}",
+                          code="too_wide_for_backend", line=line, column=column,
+                          details={"qubits": circuit.num_qubits, "backend_qubits": width})
+
+
+def _check_coupling_width(circuit: QuantumCircuit, edges: list[tuple[int, int]], scan: prescan.Scan) -> None:
+    width = 1 + max(max(edge) for edge in edges)
+    if circuit.num_qubits > width:
+        line, column = scan.first_qubit_at or (None, None)
+        raise IntakeError(f"the circuit has {circuit.num_qubits} qubits, more than the {width} its coupling_map "
+                          "joins", code="too_wide_for_backend", line=line, column=column,
+                          details={"qubits": circuit.num_qubits, "coupling_map_qubits": width})
+
+
+def _refuse_opaque(circuit: QuantumCircuit, scan: prescan.Scan) -> None:
+    used = [name for name in scan.opaque if name in runnable.operation_names(circuit)]
+    if used:
+        line, column = scan.opaque[used[0]]
+        raise IntakeError(f"gate {used[0]!r} is declared opaque (line {line}, column {column}): it has no "
+                          "definition, so no simulator or transpiler can run it; define it with "
+                          "`gate name(params) qubits { … }`", code="opaque_gate", line=line, column=column,
+                          details={"gates": used})
+
+
+def _runnable(
+    circuit: QuantumCircuit, opts: preflight.Options, shots: int, limits: IntakeLimits, scan: prescan.Scan, text: str,
+) -> tuple[QuantumCircuit, preflight.Charge]:
+    """The circuit in instructions Aer runs, and what running it costs."""
+    _refuse_opaque(circuit, scan)
+    unrolled = runnable.make_runnable(circuit, "automatic" if opts.method == "stabilizer" else opts.method)
+    noisy = opts.backend is not None
+    if opts.method == "stabilizer" and not runnable.is_aer_clifford(unrolled):
+        rewritten = runnable.as_stabilizer_gates(unrolled)
+        if rewritten is None:
+            gates = runnable.non_clifford(unrolled)
+            line, column = prescan.locate(text, re.sub(r"\(.*", "", gates[0])) or (None, None)
+            where = f" (line {line}, column {column})" if line else ""
+            raise IntakeError(f"method stabilizer runs only Clifford circuits, and this one uses "
+                              f"{', '.join(gates[:5])}{where}; use method automatic or statevector",
+                              code="not_clifford", line=line, column=column, details={"gates": gates})
+        unrolled = rewritten
+    cost = preflight.charge(unrolled, opts.method, shots=shots, noisy=noisy, budget_bytes=limits.max_memory_bytes)
+    if opts.method == "automatic" and not noisy and cost.memory_bytes > limits.max_memory_bytes:
+        # A Clifford circuit written with gates the stabilizer method does not know by name (p(pi/2), u(…),
+        # rx(pi)…) is still Clifford: rewritten, Aer's automatic choice runs it on the stabilizer simulator.
+        rewritten = runnable.as_stabilizer_gates(unrolled)
+        if rewritten is not None:
+            unrolled = rewritten
+            cost = preflight.charge(unrolled, "automatic", shots=shots, noisy=False,
+                                    budget_bytes=limits.max_memory_bytes)
+    return unrolled, cost
+
+
+def _measured(circuit: QuantumCircuit, *, measure_all: bool) -> QuantumCircuit:
+    measures = "measure" in runnable.operation_names(circuit)
+    if measure_all:
+        if measures:
+            raise IntakeError("measure_all was asked for, but the circuit already measures qubits",
+                              code="invalid_options")
+        measured = circuit.copy()
+        measured.measure_all()
+        return measured
+    if not measures:
+        raise IntakeError("the circuit measures nothing, so it would return no counts. Add measurements "
+                          '(e.g. "measure q -> c;" in OpenQASM 2, "c = measure q;" in OpenQASM 3) or set the '
+                          'option "measure_all": true', code="no_measurement")
+    return circuit
+
+
+def _fastest_form(circuit: QuantumCircuit, kind: str) -> dict[str, str]:
+    try:
+        form = {"format": "qasm2", "source": qasm2.dumps(circuit)}
+    except Exception:  # not expressible in OpenQASM 2 (e.g. classical control flow): keep OpenQASM 3
+        form = {"format": "qasm3", "source": qasm3.dumps(circuit)}
+    if kind == "simulate" and re.search(r"^gate ", form["source"], re.MULTILINE):
+        # Writing the circuit out turned some instructions Aer runs by name into gate definitions (those not in
+        # qelib1.inc or stdgates.inc): make sure the slot, which unrolls what it must, will run what it reads.
+        from qqueue.execution.quantum import runnable_circuit
+
+        runnable_circuit(form["format"], form["source"], "automatic")
+    return form
+
+
+def _kind_fields(kind: str, opts: preflight.Options, shots: int) -> dict[str, Any]:
+    if kind == "simulate":
+        return {"shots": shots, "method": opts.method, "seed": opts.seed, "backend": opts.backend,
+                "optimization_level": opts.optimization_level, "memory": opts.memory}
+    if kind == "transpile":
+        if opts.backend is None and not opts.basis_gates:
+            raise IntakeError("transpile needs a target: a backend, or basis_gates (and optionally coupling_map)",
+                              code="invalid_options")
+        coupling = [list(edge) for edge in opts.coupling_map] if opts.coupling_map else None
+        return {"backend": opts.backend, "basis_gates": opts.basis_gates, "coupling_map": coupling,
+                "optimization_level": 1 if opts.optimization_level is None else opts.optimization_level,
+                "seed": opts.seed}
+    if opts.target not in CONVERT_TARGETS:
+        raise IntakeError(f"convert needs a target: one of {', '.join(CONVERT_TARGETS)}", code="invalid_options")
+    return {"target": opts.target}

@@ -1,0 +1,301 @@
+"""Intake's parser processes: where every circuit is parsed and checked, under a memory ceiling and a deadline.
+
+The pre-scan bounds what a program may expand to, but parsers are large and not every cost of theirs is
+modelled; so parsing never happens in the process that serves requests, nor in a library caller's. It runs in a
+small pool of disposable processes forked from the forkserver (`qqueue.forkserver`), each under an address-space
+limit (RLIMIT_AS: its size at start plus `memory_bytes`) and a wall-clock deadline per submission. A parse that
+passes either is stopped with its process, which is replaced, and the submission is refused (`too_complex`,
+naming the limit) within the deadline. The caller only waits on a pipe: an event loop calling
+`prepare_many_async` stays free for every other request meanwhile.
+
+A batch is streamed through one process, a reply per item, so a hostile item costs only itself; the whole batch
+shares a time budget, after which its remaining items are refused unchecked.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import resource
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from functools import partial
+from multiprocessing.connection import Connection
+from typing import Any
+
+from qqueue import forkserver
+from qqueue.errors import IntakeBusyError, IntakeError
+from qqueue.intake.model import IntakeRequest, PreparedTask
+
+log = logging.getLogger("qqueue.intake")
+
+#: A parser process retires (and is replaced) once it has held this share of its memory ceiling: memory a
+#: large parse leaves fragmented would otherwise shrink what every later parse may use.
+RETIRE_AT_SHARE = 0.5
+
+Outcome = PreparedTask | IntakeError
+
+
+class ParserPool:
+    """Up to `processes` parser processes, started on first use (or by `start`) and replaced when they die."""
+
+    def __init__(self, *, processes: int = 2, memory_bytes: int = 2 * 1024**3, deadline_s: float = 10.0,
+                 wait_s: float = 10.0, batch_budget_s: float = 60.0) -> None:
+        if processes < 1 or memory_bytes < 64 * 1024**2 or deadline_s <= 0:
+            raise ValueError("a parser pool needs at least one process, 64 MiB and a positive deadline")
+        self.processes = processes
+        self.memory_bytes = memory_bytes
+        self.deadline_s = deadline_s
+        #: How long a submission waits for a free parser before the caller is told to come back (503).
+        self.wait_s = wait_s
+        self.batch_budget_s = batch_budget_s
+        self._idle: queue.SimpleQueue[_Parser] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._count = 0
+        self._closed = False
+        #: Parses stopped at a limit, by limit, since start (for logs and tests).
+        self.stopped = {"time": 0, "memory": 0}
+
+    def start(self) -> None:
+        """Start every process now, so the first submissions do not wait for them."""
+        started = []
+        with self._lock:
+            missing = self.processes - self._count
+            self._count += missing
+        try:
+            for _ in range(missing):
+                started.append(_Parser(self.memory_bytes))
+        finally:
+            with self._lock:
+                self._count -= missing - len(started)
+        for parser in started:
+            self._idle.put(parser)
+
+    def prepare(self, request: IntakeRequest) -> PreparedTask:
+        """Intake for one submission; raises `IntakeError` (or `IntakeBusyError` when no parser frees up)."""
+        [outcome] = self.prepare_many([request])
+        if isinstance(outcome, IntakeError):
+            raise outcome
+        return outcome
+
+    def prepare_many(self, requests: Sequence[IntakeRequest]) -> list[Outcome]:
+        """Intake for each submission, in order: a `PreparedTask`, or the `IntakeError` refusing it."""
+        outcomes: list[Outcome | None] = [None] * len(requests)
+        budget_end = time.monotonic() + max(self.batch_budget_s, self.deadline_s)
+        index = 0
+        stalls = 0
+        while index < len(requests):
+            if time.monotonic() > budget_end:
+                refusal = IntakeError(f"not checked: the batch used up its intake time budget of "
+                                      f"{self.batch_budget_s:g} s; submit fewer or smaller circuits per request",
+                                      code="too_complex", details={"limit": "batch_time",
+                                                                   "limit_s": self.batch_budget_s})
+                outcomes[index:] = [refusal] * (len(requests) - index)
+                break
+            parser = self._acquire()
+            done = self._stream(parser, requests, index, outcomes, budget_end)
+            stalls = 0 if done > index else stalls + 1
+            if stalls >= 3:  # new processes die before answering: nothing to do but say so
+                log.error("intake parser processes die before answering")
+                raise IntakeBusyError(retry_after_s=5.0)
+            index = done
+        assert all(o is not None for o in outcomes)
+        return outcomes  # type: ignore[return-value]
+
+    async def prepare_many_async(self, requests: Sequence[IntakeRequest]) -> list[Outcome]:
+        """`prepare_many` on a worker thread: the event loop only awaits the parser processes' answers."""
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(partial(self.prepare_many, list(requests)))
+
+    def close(self) -> None:
+        """Stop every idle process; busy ones stop when they are handed back."""
+        self._closed = True
+        while True:
+            try:
+                parser = self._idle.get_nowait()
+            except queue.Empty:
+                return
+            parser.close()
+
+    # -- internals ---------------------------------------------------------------------------------------------
+
+    def _acquire(self) -> _Parser:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            create = self._count < self.processes
+            if create:
+                self._count += 1
+        if create:
+            try:
+                return _Parser(self.memory_bytes)
+            except BaseException:
+                with self._lock:
+                    self._count -= 1
+                raise
+        try:
+            return self._idle.get(timeout=self.wait_s)
+        except queue.Empty:
+            raise IntakeBusyError(retry_after_s=1.0) from None
+
+    def _release(self, parser: _Parser, *, keep: bool) -> None:
+        if keep and not self._closed and parser.alive():
+            self._idle.put(parser)
+            return
+        parser.close()
+        with self._lock:
+            self._count -= 1
+
+    def _stream(self, parser: _Parser, requests: Sequence[IntakeRequest], start: int,
+                outcomes: list[Outcome | None], budget_end: float) -> int:
+        """Send requests[start:] to `parser`, collect replies until one is stopped; the next index to do."""
+        try:
+            parser.conn.send(list(requests[start:]))
+        except (OSError, ValueError):  # it died while idle: another will do
+            self._release(parser, keep=False)
+            return start
+        index, retire = start, False
+        try:
+            while index < len(requests):
+                wait = min(self.deadline_s, max(0.0, budget_end - time.monotonic()))
+                if not parser.conn.poll(wait):
+                    if time.monotonic() >= budget_end and wait < self.deadline_s:
+                        parser.kill()
+                        return index  # the budget, not this item, ran out: refused by the caller's loop
+                    parser.kill()
+                    self.stopped["time"] += 1
+                    outcomes[index] = IntakeError(
+                        f"checking the circuit took longer than {self.deadline_s:g} s, the limit, and was stopped; "
+                        "simplify it (fewer gate definitions, loops or operations)", code="too_complex",
+                        details={"limit": "time", "limit_s": self.deadline_s})
+                    log.warning("intake parse stopped at its deadline", extra={"limit_s": self.deadline_s})
+                    return index + 1
+                try:
+                    ok, value, retire = parser.conn.recv()
+                except (EOFError, OSError):
+                    parser.kill()
+                    self.stopped["memory"] += 1
+                    outcomes[index] = IntakeError(
+                        "checking the circuit needed more memory than intake allows "
+                        f"({self.memory_bytes // 2**20} MiB) and was stopped; simplify it", code="too_complex",
+                        details={"limit": "memory", "limit_bytes": self.memory_bytes})
+                    log.warning("intake parse stopped at its memory ceiling",
+                                extra={"limit_bytes": self.memory_bytes, "exitcode": parser.proc.exitcode})
+                    return index + 1
+                outcomes[index] = value if ok else _error(value)
+                index += 1
+                if retire:
+                    return index  # it exits after this answer: the rest goes to a fresh process
+        finally:
+            self._release(parser, keep=not retire and parser.alive())
+        return index
+
+
+def _error(fields: dict[str, Any]) -> IntakeError:
+    return IntakeError(fields["message"], code=fields["code"], line=fields.get("line"), column=fields.get("column"),
+                       details=fields.get("details"))
+
+
+class _Parser:
+    """One parser process and its pipe."""
+
+    def __init__(self, memory_bytes: int) -> None:
+        ctx = forkserver.context()
+        parent, child = ctx.Pipe(duplex=True)
+        self.conn: Connection = parent
+        self.proc = ctx.Process(target=_parser_main, args=(child, memory_bytes), name="qqueue-intake", daemon=True)
+        forkserver.start(self.proc)
+        child.close()
+        self.killed = False
+
+    def alive(self) -> bool:
+        return not self.killed and self.proc.is_alive()
+
+    def kill(self) -> None:
+        self.killed = True
+        if self.proc.is_alive():
+            self.proc.kill()
+
+    def close(self) -> None:
+        self.kill()
+        self.proc.join(5)
+        self.conn.close()
+
+
+def _parser_main(conn: Connection, memory_bytes: int) -> None:
+    """A parser process: run intake on each request it is sent and answer each one, until the pipe closes."""
+    from qqueue.intake import pipeline
+
+    forkserver.die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _limit_address_space(memory_bytes)
+    retire = False
+    while not retire:
+        try:
+            batch: list[IntakeRequest] = conn.recv()
+        except (EOFError, OSError):
+            return
+        for request in batch:
+            ok, value = _run(pipeline.run, request, memory_bytes)
+            used = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            retire = used > memory_bytes * RETIRE_AT_SHARE or not ok and value.get("code") == "too_complex"
+            try:
+                conn.send((ok, value, retire))
+            except (OSError, ValueError):
+                return
+            if retire:
+                return  # its answers so far are sent; the pool replaces it
+
+
+def _run(fn: Any, request: IntakeRequest, memory_bytes: int) -> tuple[bool, Any]:
+    try:
+        return True, fn(request)
+    except IntakeError as exc:
+        return False, exc.to_dict()
+    except MemoryError:
+        return False, IntakeError(f"checking the circuit needed more memory than intake allows "
+                                  f"({memory_bytes // 2**20} MiB); simplify it", code="too_complex",
+                                  details={"limit": "memory", "limit_bytes": memory_bytes}).to_dict()
+    except RecursionError:
+        return False, {"code": "nesting_too_deep", "message": "the program is nested too deeply to parse"}
+    except Exception as exc:  # a parser failing in a way intake does not know: refused, and logged for us
+        log.error("intake failed unexpectedly: %s\n%s", exc, traceback.format_exc())
+        return False, {"code": "unprocessable", "message": f"the circuit could not be checked "
+                                                           f"({type(exc).__name__}: {exc})"[:2000]}
+
+
+def _limit_address_space(extra_bytes: int) -> None:
+    """Cap this process's address space at its size now plus `extra_bytes`."""
+    try:
+        with open("/proc/self/statm") as statm:
+            size = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return  # not Linux: the deadline still applies
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = size + extra_bytes
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+_default: ParserPool | None = None
+_default_lock = threading.Lock()
+
+
+def default_pool() -> ParserPool:
+    """The process-wide pool `qqueue.intake.prepare` uses: one process, started on first use."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = ParserPool(processes=1)
+            atexit.register(_default.close)
+        return _default
