@@ -30,3 +30,12 @@ def marked_sleep(payload: dict[str, Any]) -> dict[str, float]:
 def echo(payload: dict[str, Any]) -> dict[str, Any]:
     """Return the payload; proves results travel intact."""
     return payload
+
+
+@kind("allocate")
+def allocate(payload: dict[str, Any]) -> dict[str, int]:
+    """Allocate and touch `payload["bytes"]` bytes: a task that outgrows what intake charged it
+    (`payload["memory_bytes"]`)."""
+    block = bytearray(int(payload["bytes"]))
+    block[:: 4096] = b"\x01" * len(block[:: 4096])
+    return {"allocated": len(block)}

@@ -65,8 +65,9 @@ def run(request: IntakeRequest) -> PreparedTask:
         _refuse_opaque(circuit, scan)
     preflight.check_limits(circuit, cost, limits, timeout_s=request.timeout_s if kind == "simulate" else None)
     payload = {"circuit": _fastest_form(circuit, kind), **_kind_fields(kind, opts, shots)}
-    if kind == "simulate":
-        payload["memory_bytes"] = cost.memory_bytes
+    # What the slot's memory ceiling is derived from: the charge of a simulation; for transpile and convert, the
+    # ceiling's fixed headroom alone.
+    payload["memory_bytes"] = cost.memory_bytes
     return PreparedTask(payload=payload, profile=preflight.profile(circuit, opts.method, cost),
                         cache_key=cache_key(kind, payload))
 

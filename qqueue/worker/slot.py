@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import queue
+import resource
 import signal
 import sys
 import threading
@@ -58,7 +60,14 @@ def _die_with_parent() -> None:
 def run_one(kind: str, payload: dict[str, Any]) -> tuple[bool, bytes]:
     """Run one task; (True, result JSON) or (False, error JSON). Never raises for a task's own failure."""
     try:
-        body = _encode(registry.get(kind)(payload))
+        ceiling = _limit_memory(payload)
+        try:
+            result = registry.get(kind)(payload)
+        except MemoryError:
+            raise TaskFailure(f"the task needed more memory than its ceiling of {ceiling // 2**20} MiB (what "
+                              "intake charged it, plus headroom)", retryable=False, type="MemoryLimitExceeded") \
+                from None
+        body = _encode(result)
         if b"\\u0000" in body:
             # PostgreSQL's jsonb cannot hold U+0000; refusing it here keeps one bad result from failing the
             # whole batch of completions it would be written with.
@@ -74,6 +83,29 @@ def run_one(kind: str, payload: dict[str, Any]) -> tuple[bool, bytes]:
     except Exception as exc:  # a task's failure must never take the slot down
         error = {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__, "retryable": True}
     return False, _encode(error)
+
+
+_limited = False
+
+
+def _limit_memory(payload: dict[str, Any]) -> int:
+    """Cap the slot's address space for a task that intake charged (its payload says `memory_bytes`) at the
+    slot's size now plus that task's ceiling, so a task that outgrows its estimate fails alone instead of taking
+    the machine; lift the cap for any other task. Returns the allowance in bytes (0: none)."""
+    global _limited
+    if "memory_bytes" not in payload:
+        if _limited:
+            resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            _limited = False
+        return 0
+    from qqueue.execution.quantum import memory_ceiling_bytes
+
+    allowance = memory_ceiling_bytes(payload)
+    with open("/proc/self/statm") as statm:
+        size = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    resource.setrlimit(resource.RLIMIT_AS, (size + allowance, resource.RLIM_INFINITY))
+    _limited = True
+    return allowance
 
 
 def slot_main(conn: Connection, state: Sequence[float], imports: Sequence[str]) -> None:

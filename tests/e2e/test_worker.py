@@ -185,3 +185,19 @@ def test_worker_drains_a_queue_filled_from_sql(conn, start_worker):
     wait_until(lambda: all_finished(conn, 100), timeout_s=60)
     assert conn.execute("SELECT count(*) FROM qqueue.tasks WHERE result = payload").fetchone()[0] == 100
     assert datetime.now(UTC)
+
+
+def test_a_task_that_outgrows_its_memory_ceiling_fails_alone_and_the_slot_serves_on(conn, start_worker):
+    # Charged nothing, the task may use the slot's fixed headroom (2 GiB) and asks for 6 GiB: refused by the
+    # address-space ceiling, failed at once (retrying cannot help), and the same slot runs the next task.
+    hog = q.enqueue(conn, TaskSpec(kind="allocate", payload={"bytes": 6 * 1024**3, "memory_bytes": 0})).id
+    small = q.enqueue(conn, TaskSpec(kind="allocate", payload={"bytes": 64 * 1024**2, "memory_bytes": 0})).id
+    worker = start_worker("--concurrency", "1")
+    wait_until(lambda: all_finished(conn, 2), timeout_s=60)
+    rows = dict(conn.execute("SELECT id, status::text FROM qqueue.tasks").fetchall())
+    assert rows == {hog: "failed", small: "completed"}
+    error, attempt = conn.execute("SELECT error, attempt FROM qqueue.tasks WHERE id = %s", (hog,)).fetchone()
+    assert (error["type"], error["retryable"], attempt) == ("MemoryLimitExceeded", False, 1)
+    assert "ceiling of 2048 MiB" in error["message"]
+    # One slot did both: the ceiling cost the task, not the process.
+    assert "slot died" not in worker.output() and "slot killed" not in worker.output()
