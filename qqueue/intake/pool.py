@@ -39,13 +39,15 @@ log = logging.getLogger("qqueue.intake")
 RETIRE_AT_SHARE = 0.5
 
 Outcome = PreparedTask | IntakeError
+#: What the parser processes' forkserver imports (and warms) once.
+PRELOAD = ("qqueue.intake.warm",)
 
 
 class ParserPool:
     """Up to `processes` parser processes, started on first use (or by `start`) and replaced when they die."""
 
     def __init__(self, *, processes: int = 2, memory_bytes: int = 2 * 1024**3, deadline_s: float = 10.0,
-                 wait_s: float = 10.0, batch_budget_s: float = 60.0) -> None:
+                 wait_s: float = 30.0, batch_budget_s: float = 60.0) -> None:
         if processes < 1 or memory_bytes < 64 * 1024**2 or deadline_s <= 0:
             raise ValueError("a parser pool needs at least one process, 64 MiB and a positive deadline")
         self.processes = processes
@@ -62,19 +64,21 @@ class ParserPool:
         self.stopped = {"time": 0, "memory": 0}
 
     def start(self) -> None:
-        """Start every process now, so the first submissions do not wait for them."""
-        started = []
+        """Start every process now, so the first submissions do not wait for them; each is handed out as soon
+        as it runs. A failure is logged: submissions then start processes themselves, and say why they cannot."""
         with self._lock:
             missing = self.processes - self._count
             self._count += missing
+        started = 0
         try:
             for _ in range(missing):
-                started.append(_Parser(self.memory_bytes))
+                self._idle.put(_Parser(self.memory_bytes))
+                started += 1
+        except Exception as exc:
+            log.error("cannot start intake's parser processes: %s", exc)
         finally:
             with self._lock:
-                self._count -= missing - len(started)
-        for parser in started:
-            self._idle.put(parser)
+                self._count -= missing - started
 
     def prepare(self, request: IntakeRequest) -> PreparedTask:
         """Intake for one submission; raises `IntakeError` (or `IntakeBusyError` when no parser frees up)."""
@@ -208,7 +212,7 @@ class _Parser:
     """One parser process and its pipe."""
 
     def __init__(self, memory_bytes: int) -> None:
-        ctx = forkserver.context()
+        ctx = forkserver.context(PRELOAD)
         parent, child = ctx.Pipe(duplex=True)
         self.conn: Connection = parent
         self.proc = ctx.Process(target=_parser_main, args=(child, memory_bytes), name="qqueue-intake", daemon=True)
@@ -232,9 +236,18 @@ class _Parser:
 
 def _parser_main(conn: Connection, memory_bytes: int) -> None:
     """A parser process: run intake on each request it is sent and answer each one, until the pipe closes."""
+    try:
+        _serve(conn, memory_bytes)
+    except MemoryError:
+        # Out of memory outside a parse (answering, or in the parser's own error handling): the pool reports the
+        # ceiling and replaces this process. Exiting at once keeps a cascade of tracebacks out of the logs.
+        os._exit(70)
+
+
+def _serve(conn: Connection, memory_bytes: int) -> None:
     from qqueue.intake import pipeline
 
-    forkserver.die_with_parent()
+    forkserver.detach()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _limit_address_space(memory_bytes)

@@ -165,6 +165,8 @@ class _Scanner:
         self.hardware_qubits = 0
         #: The name token of the latest declaration.
         self.declared = self.end
+        #: The gate or subroutine whose body is being scanned, for errors about its cost.
+        self.defining: Token | None = None
 
     # -- tokens ------------------------------------------------------------------------------------------------
 
@@ -236,6 +238,8 @@ class _Scanner:
 
     def charge(self, total: int, cost: int, token: Token | None = None) -> int:
         total = min(total + cost, CAP)
+        if total > self.limits.max_operations and self.defining is not None:
+            self.check_definition(self.defining, total)
         if total > self.limits.max_operations:
             where = token or self.tokens[min(self.i, len(self.tokens)) - 1]
             raise self.fail(where, f"the program has at least {_shown(total)} operations once its gate definitions, "
@@ -380,12 +384,12 @@ class _Scanner:
         while self.peek().kind != "eof" and self.peek().text != "{":
             if self.take().kind == "id":
                 arity += 1
-        saved = self.qregs, self.cregs
-        self.qregs, self.cregs = {}, {}  # in a gate body every qubit argument is one qubit
+        saved = self.qregs, self.cregs, self.defining
+        self.qregs, self.cregs, self.defining = {}, {}, name  # in a gate body every qubit argument is one qubit
         try:
             cost = self.block()
         finally:
-            self.qregs, self.cregs = saved
+            self.qregs, self.cregs, self.defining = saved
         self.result.gates[name.text] = self.where(name)
         self.check_definition(name, cost)
         self.gates[name.text] = (cost, arity)
@@ -405,8 +409,8 @@ class _Scanner:
         params = self.skip_balanced("(", ")") if self.peek().text == "(" else []
         while self.peek().kind != "eof" and self.peek().text != "{":
             self.take()  # -> return type
-        saved = self.qregs
-        self.qregs = dict(saved)
+        saved = self.qregs, self.defining
+        self.qregs, self.defining = dict(saved[0]), name
         for param in _split(params, ","):
             if param and param[0].text == "qubit" and len(param) >= 2:
                 inner = param[2:_closing(param[1:]) + 1] if param[1].text == "[" else []
@@ -415,15 +419,16 @@ class _Scanner:
         try:
             cost = self.block()
         finally:
-            self.qregs = saved
+            self.qregs, self.defining = saved
         self.check_definition(name, cost)
         self.subroutines[name.text] = cost
         return 0
 
     def check_definition(self, name: Token, cost: int) -> None:
         if cost > self.limits.max_operations:
-            raise self.fail(name, f"{name.text!r} expands to {_shown(cost)} operations (its definition calls gates "
-                                  f"that call others); the limit is {self.limits.max_operations}",
+            raise self.fail(name, f"{name.text!r} expands to at least {_shown(cost)} "
+                                  "operations (its definition calls gates that call others); the limit is "
+                                  f"{self.limits.max_operations}",
                             "too_many_operations", limit=self.limits.max_operations)
 
     # -- control flow ------------------------------------------------------------------------------------------

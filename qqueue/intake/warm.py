@@ -3,7 +3,6 @@ that every process forked from it answers its first request as fast as its hundr
 
 from __future__ import annotations
 
-from qqueue.execution import backends
 from qqueue.intake import pipeline
 from qqueue.intake.model import IntakeRequest
 
@@ -17,6 +16,5 @@ _WARM_UP = (
 try:
     for program in _WARM_UP:
         pipeline.run(IntakeRequest(qc=program, shots=1))
-    backends.available_backends()  # the fake-device provider: two seconds to import
 except Exception:  # warming is an optimisation; a failure here shows again, properly, on a real request
     pass

@@ -8,13 +8,11 @@ when (for timeouts), and tells the slot to stop before its next task (for gracef
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import queue
 import resource
 import signal
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -23,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from qqueue import forkserver
 from qqueue.errors import TaskFailure
 from qqueue.execution import registry
 
@@ -44,17 +43,6 @@ _encode = msgspec.json.Encoder().encode
 #   ("done", [(seq, ok, result_or_error_json, timings), ...])  results, in run order
 #   ("skipped", [seq, ...])                                  tasks not started because STOP was set
 Outcome = tuple[int, bool, bytes, dict[str, float]]
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this slot when its parent goes away, so no slot outlives a killed worker."""
-    if sys.platform != "linux":
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def run_one(kind: str, payload: dict[str, Any]) -> tuple[bool, bytes]:
@@ -110,7 +98,7 @@ def _limit_memory(payload: dict[str, Any]) -> int:
 
 def slot_main(conn: Connection, state: Sequence[float], imports: Sequence[str]) -> None:
     """Entry point of a slot process: serve batches until told to stop or the pipe closes."""
-    _die_with_parent()
+    forkserver.detach()
     # Shutdown is the supervisor's decision: it forwards it through STOP and the pipe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -1,14 +1,13 @@
 """The supervisor's handle on its slot processes: start, feed, watch and kill them.
 
-Slots are started from a forkserver that has already imported the execution code, so a replacement slot
-starts in milliseconds and never inherits the supervisor's database sockets (a forked copy of a libpq
-connection that is closed in the child would break the parent's).
+Slots are started from the process's forkserver (`qqueue.forkserver`), which has already imported the execution
+code, so a replacement slot starts in milliseconds and never inherits the supervisor's database sockets (a forked
+copy of a libpq connection that is closed in the child would break the parent's). No slot outlives a killed
+supervisor (`qqueue.forkserver.detach`).
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.context
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -16,27 +15,19 @@ from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import RawArray
 from typing import Any
 
+from qqueue import forkserver
 from qqueue.execution.registry import BUILTIN_MODULES
 from qqueue.worker import slot as slot_mod
 
-_context: multiprocessing.context.ForkServerContext | None = None
-
-
-def context() -> multiprocessing.context.ForkServerContext:
-    """The forkserver context, preloaded with the slot and the built-in kinds (qiskit included)."""
-    global _context
-    if _context is None:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["qqueue.worker.slot", *BUILTIN_MODULES])
-        _context = ctx
-    return _context
+#: What the slots' forkserver imports once: the slot and the built-in kinds (Qiskit and Aer with them).
+PRELOAD = ("qqueue.worker.slot", *BUILTIN_MODULES)
 
 
 class SlotHandle:
     """One slot process as the supervisor sees it: its pipe, shared state and the tasks sent to it."""
 
     def __init__(self, index: int, imports: Sequence[str]) -> None:
-        ctx = context()
+        ctx = forkserver.context(PRELOAD)
         self.index = index
         self.state: Any = RawArray("d", slot_mod.STATE_SIZE)
         parent, child = ctx.Pipe(duplex=True)
@@ -45,7 +36,7 @@ class SlotHandle:
             target=slot_mod.slot_main, args=(child, self.state, list(imports)), name=f"qqueue-slot-{index}",
             daemon=True,
         )
-        self.proc.start()
+        forkserver.start(self.proc)
         child.close()
         self.started = time.monotonic()
         #: Dispatch sequence numbers sent and not yet answered, in the order the slot will run them.

@@ -1,9 +1,11 @@
-"""The embedded PostgreSQL is stopped by the last process using it, even when another user died uncleanly."""
+"""Who starts and stops the embedded PostgreSQL: the last process using it stops it, even when another user died
+uncleanly, unless it is marked to keep running; a folder without a cluster is refused, never filled."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -30,3 +32,30 @@ def test_stop_is_not_held_back_by_a_process_that_died_without_letting_go():
         finally:
             # Should it still run, stop it here: it must not outlive its deleted folder.
             subprocess.run(["pkill", "-f", f"postgres -D {Path(tmp).resolve()}/pgdata"], check=False)
+
+
+def test_attaching_to_a_folder_without_a_cluster_raises_and_creates_nothing(tmp_path):
+    typo = tmp_path / "typo"
+    with pytest.raises(embedded.NoClusterError, match=f"no embedded PostgreSQL in {typo} .*--database-url"):
+        embedded.attach(typo)
+    with pytest.raises(embedded.NoClusterError):
+        embedded.status(typo)
+    assert not typo.exists()
+
+
+def test_a_server_marked_to_keep_running_outlives_its_last_user_until_shut_down():
+    with tempfile.TemporaryDirectory(prefix="qqueue-embedded-") as tmp:
+        os.chmod(tmp, 0o755)
+        try:
+            held = embedded.attach(tmp, create=True, keep_running=True)
+            assert held.created and held.started and held.keeps_running
+            embedded.stop(tmp)  # the last user lets go
+            now = embedded.status(tmp)
+            assert now.running and now.url == held.url and now.users == []
+            assert embedded.shutdown(tmp) is True
+            assert not embedded.status(tmp).running
+            assert embedded.shutdown(tmp) is False  # idempotent
+        finally:
+            pid = embedded.status(tmp).pid
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
