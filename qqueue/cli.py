@@ -349,18 +349,25 @@ def submit(
     Example: qqueue submit bell.qasm --shots 1000 --wait 30
     """
     from qqueue import queue as q
-    from qqueue.intake import prepare
+    from qqueue.intake import IntakeLimits, prepare
     from qqueue.tasks import TaskSpec
 
+    limit = IntakeLimits().max_source_bytes
     try:
-        source = sys.stdin.buffer.read() if file == "-" else open(file, "rb").read()  # noqa: SIM115
+        # Never more than the limit and one byte: a huge file (or an endless pipe) is refused, not read whole.
+        with (open(file, "rb") if file != "-" else open(sys.stdin.fileno(), "rb", closefd=False)) as stream:
+            source = stream.read(limit + 1)
     except OSError as exc:
         _fail(f"cannot read {file}: {exc.strerror}")
+    if len(source) > limit:
+        _fail(f"{file} is larger than {limit} bytes, the limit for a circuit's source")
+    settings = _settings(database_url=database_url, data_dir=data_dir)
     options = {"seed": seed, "method": method, "backend": backend, "target": target, "measure_all": measure_all}
-    prepared = _guard(lambda: prepare(source, kind=kind, shots=shots, options=options))
+    prepared = _guard(lambda: prepare(source, kind=kind, shots=shots, options=options,
+                                      timeout_s=settings.default_timeout_s))
     spec = TaskSpec(kind=kind, queue=queue, priority=priority, payload=prepared.payload, profile=prepared.profile,
                     cache_key=prepared.cache_key)
-    url = _url(_settings(database_url=database_url, data_dir=data_dir))
+    url = _url(settings)
     task_id = _connected(url, lambda conn: q.enqueue(conn, spec)).id
     if wait is None:
         _print_json({"task_id": task_id, "status": "pending"}) if as_json else typer.echo(task_id)
@@ -676,6 +683,9 @@ def bench_http(
     concurrency: Annotated[int, typer.Option(min=1, help="Client loops submitting at once.")] = 16,
     rate: Annotated[float | None, typer.Option(min=1, help="Open-loop submit rate (requests/s).")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes (one slot each) to start.")] = 2,
+    qasm: Annotated[int, typer.Option(min=2, max=3, help="OpenQASM version of the Bell circuit submitted.")] = 3,
+    hostile: Annotated[float | None, typer.Option(min=0.1, help="Hostile requests per second sent beside the load "
+                                                              "(definition bombs, huge registers, …).")] = None,
     url: Annotated[str | None, typer.Option(help="A running API to load instead of starting one.")] = None,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
@@ -684,16 +694,17 @@ def bench_http(
     """Bell circuits over HTTP: submit req/s, POST latency, completed tasks/s, end-to-end latency.
 
     Example: qqueue bench http --tasks 2000 --concurrency 16 --json
+             qqueue bench http --tasks 1000 --concurrency 8 --rate 100 --hostile 2
     """
     from qqueue.bench.http import run_http_bench
 
     if url is not None:  # the API's own database is its business
         figures = _guard(lambda: run_http_bench(None, url=url, tasks=tasks, concurrency=concurrency, rate=rate,
-                                                workers=workers))
+                                                workers=workers, qasm=qasm, hostile=hostile))
     else:
         with _bench_database(database_url, data_dir) as db_url:
             figures = _guard(lambda: run_http_bench(db_url, url=None, tasks=tasks, concurrency=concurrency,
-                                                    rate=rate, workers=workers))
+                                                    rate=rate, workers=workers, qasm=qasm, hostile=hostile))
     _print_figures(figures, as_json)
 
 

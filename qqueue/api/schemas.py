@@ -76,9 +76,26 @@ class TaskSubmission(Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class BatchSubmission(Struct, kw_only=True, forbid_unknown_fields=True):
-    """Body of POST /tasks/batch."""
+    """Body of POST /tasks/batch: each item is a body of POST /tasks. An item that is not a valid submission is
+    refused alone, its error at its index of the answer, while the others are queued: items are decoded one by
+    one (`decode_item`), so the schema lists them as TaskSubmission while the decoder takes any JSON value."""
 
-    tasks: Annotated[list[TaskSubmission], Meta(min_length=1, max_length=MAX_BATCH)]
+    tasks: Annotated[list[Any], Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+def decode_item(index: int, item: Any) -> TaskSubmission:
+    """One batch item as a `TaskSubmission`, under exactly the rules of a single submission's body; raises
+    `msgspec.ValidationError` whose message names the item (`tasks[3].shots: …`)."""
+    try:
+        return msgspec.json.decode(msgspec.json.encode(item), type=TaskSubmission)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        path = text.rsplit(" - at `$", 1)
+        if len(path) == 2:
+            text = f"tasks[{index}]{path[1].rstrip('`')}: {path[0]}"
+        else:
+            text = f"tasks[{index}]: {text}"
+        raise msgspec.ValidationError(text) from None
 
 
 class ErrorDetail(Struct, kw_only=True, omit_defaults=True):

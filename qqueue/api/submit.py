@@ -13,6 +13,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from datetime import UTC
+from typing import Any
 
 import msgspec
 
@@ -27,7 +28,7 @@ MAX_METADATA_BYTES = 8192
 _encoder = msgspec.json.Encoder(order="sorted")
 
 
-def request_hash(body: msgspec.Struct) -> str:
+def request_hash(body: Any) -> str:
     """A hash of the decoded request: equal for equal requests however their JSON was spelt (key order,
     spacing, defaults written out or not), different for any difference in what was asked."""
     return hashlib.sha256(_encoder.encode(body)).hexdigest()
@@ -107,28 +108,34 @@ def _no_nul(encoded: bytes, field: str) -> None:
 
 
 async def to_specs(
-    subs: Sequence[TaskSubmission], pool: ParserPool, *, raw_kinds: Sequence[str], default_timeout_s: float,
+    subs: Sequence[TaskSubmission | IntakeError], pool: ParserPool, *, raw_kinds: Sequence[str], default_timeout_s: float,
     correlation_id: str, idempotency_key: str | None, request_hash: str | None = None, per_item_keys: bool = True,
     tenant: str | None = None,
 ) -> list[TaskSpec | IntakeError]:
-    """A spec for each submission, or the error refusing it, in order; every circuit goes through the parser
-    pool in one round. With `per_item_keys` (batches), item i of a request sent with an Idempotency-Key gets the
+    """A spec for each submission, or the error refusing it, in order (an item already refused, as a batch
+    item that did not decode, stays refused); every circuit goes through the parser pool in one round. With `per_item_keys` (batches), item i of a request sent with an Idempotency-Key gets the
     key "{key}/{i}", so a replayed batch finds each of its tasks again; otherwise the key is used as is."""
-    checked: list[IntakeRequest | IntakeError | None] = []
-    for sub in subs:
-        try:
-            checked.append(intake_request(sub, raw_kinds=raw_kinds, default_timeout_s=default_timeout_s))
-        except IntakeError as exc:
-            checked.append(exc)
+    checked = [_checked(sub, raw_kinds, default_timeout_s) for sub in subs]
     requests = [c for c in checked if isinstance(c, IntakeRequest)]
     answers = iter(await pool.prepare_many_async(requests) if requests else [])
     out: list[TaskSpec | IntakeError] = []
     for index, (sub, item) in enumerate(zip(subs, checked, strict=True)):
-        prepared = next(answers) if isinstance(item, IntakeRequest) else None
-        if isinstance(item, IntakeError) or isinstance(prepared, IntakeError):
-            out.append(item if isinstance(item, IntakeError) else prepared)  # type: ignore[arg-type]
+        prepared = next(answers) if isinstance(item, IntakeRequest) else item
+        if isinstance(prepared, IntakeError):
+            out.append(prepared)
             continue
+        assert isinstance(sub, TaskSubmission)
         key = f"{idempotency_key}/{index}" if idempotency_key and per_item_keys else idempotency_key
         out.append(to_spec(sub, prepared, correlation_id=correlation_id, idempotency_key=key,
                            request_hash=request_hash, tenant=tenant))
     return out
+
+
+def _checked(sub: TaskSubmission | IntakeError, raw_kinds: Sequence[str],
+             default_timeout_s: float) -> IntakeRequest | IntakeError | None:
+    if isinstance(sub, IntakeError):
+        return sub
+    try:
+        return intake_request(sub, raw_kinds=raw_kinds, default_timeout_s=default_timeout_s)
+    except IntakeError as exc:
+        return exc

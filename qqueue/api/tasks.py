@@ -40,6 +40,7 @@ from qqueue.api.schemas import (
     TaskSubmission,
     TaskSummary,
     Timings,
+    decode_item,
 )
 from qqueue.errors import IntakeError, TaskNotFoundError
 from qqueue.tasks import TaskSpec, TaskStatus
@@ -65,7 +66,7 @@ def _log_extra(task_id: uuid.UUID | None, cid: str, **more: Any) -> dict[str, An
 
 
 async def _specs(
-    subs: list[TaskSubmission], api: ApiContext, cid: str, key: str | None, digest: str | None, *, batch: bool,
+    subs: list[TaskSubmission | IntakeError], api: ApiContext, cid: str, key: str | None, digest: str | None, *, batch: bool,
     tenant: str | None,
 ) -> list[TaskSpec | IntakeError]:
     """Check submissions; their circuits are parsed by the API's parser processes while the loop serves others."""
@@ -223,8 +224,16 @@ class BatchController(Controller):
         """
         cid = correlation.from_scope(request.scope)
         tenant = tenant_of(request.scope)
-        digest = submit.request_hash(data) if idempotency_key else None
-        prepared = await _specs(data.tasks, api, cid, idempotency_key, digest, batch=True, tenant=tenant)
+        subs: list[TaskSubmission | IntakeError] = []
+        for index, item in enumerate(data.tasks):
+            try:
+                subs.append(decode_item(index, item))
+            except msgspec.ValidationError as exc:
+                subs.append(IntakeError(f"Invalid request: {exc}", code="invalid_request"))
+        # Over what was asked: decoded items (defaults filled in, however spelt), the rest as sent.
+        digest = submit.request_hash([s if isinstance(s, TaskSubmission) else item
+                                      for s, item in zip(subs, data.tasks, strict=True)]) if idempotency_key else None
+        prepared = await _specs(subs, api, cid, idempotency_key, digest, batch=True, tenant=tenant)
         specs = [p for p in prepared if isinstance(p, TaskSpec)]
         done: list[queue_async.Submitted] = []
         if specs:

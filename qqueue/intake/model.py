@@ -9,6 +9,8 @@ from typing import Any
 
 import msgspec
 
+from qqueue.errors import IntakeError
+
 #: Shots one circuit task may run; the HTTP schema advertises the same bound.
 MAX_SHOTS = 100_000
 CIRCUIT_KINDS = ("simulate", "transpile", "convert")
@@ -52,3 +54,12 @@ class PreparedTask(msgspec.Struct, kw_only=True, frozen=True):
     payload: dict[str, Any]
     profile: dict[str, Any]
     cache_key: str | None
+
+
+def check_size(qc: str | bytes, limits: IntakeLimits) -> None:
+    """Refuse a source over the size limit, before anything reads it further (or sends it anywhere)."""
+    size = len(qc.encode() if isinstance(qc, str) else qc)
+    if size > limits.max_source_bytes:
+        raise IntakeError(f"the circuit source is {size} bytes; the limit is {limits.max_source_bytes}",
+                          code="source_too_large", details={"size_bytes": size,
+                                                            "limit_bytes": limits.max_source_bytes})

@@ -20,7 +20,7 @@ import re
 from typing import Any
 
 import msgspec
-from qiskit import QuantumCircuit, qasm2, qasm3
+from qiskit import ClassicalRegister, QuantumCircuit, qasm2, qasm3
 
 from qqueue.errors import IntakeError
 from qqueue.execution import runnable
@@ -42,12 +42,12 @@ def run(request: IntakeRequest) -> PreparedTask:
         raise IntakeError(f"unknown circuit kind {kind!r}; use one of {', '.join(CIRCUIT_KINDS)}",
                           code="unsupported_kind")
     opts = preflight.read_options(request.options, limits)
-    text = source.decode(request.qc, max_bytes=limits.max_source_bytes)
+    text = source.decode(request.qc, limits)
     version = source.detect_version(text)
     source.check_static(text)
     scan = prescan.scan(text, version, prescan.ScanLimits(
         max_qubits=limits.max_qubits, max_clbits=limits.max_clbits, max_operations=limits.max_operations))
-    circuit = source.parse(text, version).circuit
+    circuit = _registered(source.parse(text, version).circuit, scan)
     _check_parsed(circuit, scan, text)
     shots = 0
     if kind == "simulate":
@@ -78,6 +78,26 @@ def cache_key(kind: str, payload: dict[str, Any]) -> str | None:
     if kind != "simulate" or payload.get("seed") is None:
         return None
     return hashlib.sha256(_canonical.encode({"kind": kind, "payload": payload, **library_versions()})).hexdigest()
+
+
+def _registered(circuit: QuantumCircuit, scan: prescan.Scan) -> QuantumCircuit:
+    """The circuit with each classical bit that belongs to no register (Qiskit's importer reads `bit m;` so) in
+    a one-bit register of its own, in declaration order: Aer leaves such bits out of the counts, and pyqasm's
+    path (which reads `bit m;` as `bit[1] m;`) would shape the same program's counts differently."""
+    loose = [bit for bit in circuit.clbits if not circuit.find_bit(bit).registers]
+    if not loose:
+        return circuit
+    taken = {reg.name for reg in circuit.cregs} | {reg.name for reg in circuit.qregs}
+    names = iter([n for n in scan.bit_names if n not in taken] + [f"c{i}" for i in range(len(loose))])
+    added = [ClassicalRegister(name=next(names), bits=[bit]) for bit in loose]
+    registers = sorted([*circuit.cregs, *added], key=lambda reg: circuit.find_bit(reg[0]).index)
+    out = QuantumCircuit(*circuit.qregs, *registers, name=circuit.name, global_phase=circuit.global_phase)
+    if len(out.qubits) != len(circuit.qubits) or list(out.clbits) != list(circuit.clbits):
+        for reg in added:  # qubits outside registers, or registers not contiguous: keep the bit order as it is
+            circuit.add_register(reg)
+        return circuit
+    out.compose(circuit, qubits=out.qubits, clbits=out.clbits, inplace=True)
+    return out
 
 
 def _check_parsed(circuit: QuantumCircuit, scan: prescan.Scan, text: str) -> None:
@@ -174,9 +194,14 @@ def _fastest_form(circuit: QuantumCircuit, kind: str) -> dict[str, str]:
     if kind == "simulate" and re.search(r"^gate ", form["source"], re.MULTILINE):
         # Writing the circuit out turned some instructions Aer runs by name into gate definitions (those not in
         # qelib1.inc or stdgates.inc): make sure the slot, which unrolls what it must, will run what it reads.
-        from qqueue.execution.quantum import runnable_circuit
+        from qqueue.errors import TaskFailure
+        from qqueue.execution.quantum import load_circuit
 
-        runnable_circuit(form["format"], form["source"], "automatic")
+        try:
+            load_circuit(form, "automatic")
+        except TaskFailure as exc:
+            raise IntakeError(f"the circuit cannot be stored in a form the simulator runs: {exc.message}",
+                              code="unsupported_instruction") from None
     return form
 
 

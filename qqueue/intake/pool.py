@@ -30,7 +30,7 @@ from typing import Any
 
 from qqueue import forkserver
 from qqueue.errors import IntakeBusyError, IntakeError
-from qqueue.intake.model import IntakeRequest, PreparedTask
+from qqueue.intake.model import IntakeRequest, PreparedTask, check_size
 
 log = logging.getLogger("qqueue.intake")
 
@@ -39,6 +39,8 @@ log = logging.getLogger("qqueue.intake")
 RETIRE_AT_SHARE = 0.5
 
 Outcome = PreparedTask | IntakeError
+#: A parser process's exit status when it ran out of memory outside a parse's own error handling.
+MEMORY_EXIT = 70
 #: What the parser processes' forkserver imports (and warms) once.
 PRELOAD = ("qqueue.intake.warm",)
 
@@ -90,6 +92,17 @@ class ParserPool:
     def prepare_many(self, requests: Sequence[IntakeRequest]) -> list[Outcome]:
         """Intake for each submission, in order: a `PreparedTask`, or the `IntakeError` refusing it."""
         outcomes: list[Outcome | None] = [None] * len(requests)
+        todo: list[int] = []
+        for index, request in enumerate(requests):
+            try:
+                check_size(request.qc, request.limits)  # not even sent over the pipe
+                todo.append(index)
+            except IntakeError as exc:
+                outcomes[index] = exc
+        if len(todo) < len(requests):
+            for index, outcome in zip(todo, self.prepare_many([requests[i] for i in todo]), strict=True):
+                outcomes[index] = outcome
+            return outcomes  # type: ignore[return-value]
         budget_end = time.monotonic() + max(self.batch_budget_s, self.deadline_s)
         index = 0
         stalls = 0
@@ -185,14 +198,7 @@ class ParserPool:
                 try:
                     ok, value, retire = parser.conn.recv()
                 except (EOFError, OSError):
-                    parser.kill()
-                    self.stopped["memory"] += 1
-                    outcomes[index] = IntakeError(
-                        "checking the circuit needed more memory than intake allows "
-                        f"({self.memory_bytes // 2**20} MiB) and was stopped; simplify it", code="too_complex",
-                        details={"limit": "memory", "limit_bytes": self.memory_bytes})
-                    log.warning("intake parse stopped at its memory ceiling",
-                                extra={"limit_bytes": self.memory_bytes, "exitcode": parser.proc.exitcode})
+                    outcomes[index] = self._died(parser)
                     return index + 1
                 outcomes[index] = value if ok else _error(value)
                 index += 1
@@ -201,6 +207,27 @@ class ParserPool:
         finally:
             self._release(parser, keep=not retire and parser.alive())
         return index
+
+
+    def _died(self, parser: _Parser) -> IntakeError:
+        """Why a parser process died mid-parse: out of memory (a MemoryError, or a native parser aborting on a
+        failed allocation), out of stack, or a crash of its own."""
+        parser.proc.join(5)
+        code = parser.proc.exitcode
+        parser.kill()
+        if code in (MEMORY_EXIT, -signal.SIGABRT):
+            self.stopped["memory"] += 1
+            log.warning("intake parse stopped at its memory ceiling",
+                        extra={"limit_bytes": self.memory_bytes, "exitcode": code})
+            return IntakeError("checking the circuit needed more memory than intake allows "
+                               f"({self.memory_bytes // 2**20} MiB) and was stopped; simplify it", code="too_complex",
+                               details={"limit": "memory", "limit_bytes": self.memory_bytes})
+        log.error("intake parser process died while checking a circuit", extra={"exitcode": code})
+        if code == -signal.SIGSEGV:
+            return IntakeError("the parser ran out of stack on this circuit (nesting too deep?); simplify it",
+                               code="too_complex", details={"limit": "stack"})
+        return IntakeError(f"the parser process failed on this circuit (exit code {code}); it was replaced",
+                           code="unprocessable", details={"exitcode": code})
 
 
 def _error(fields: dict[str, Any]) -> IntakeError:
@@ -241,7 +268,7 @@ def _parser_main(conn: Connection, memory_bytes: int) -> None:
     except MemoryError:
         # Out of memory outside a parse (answering, or in the parser's own error handling): the pool reports the
         # ceiling and replaces this process. Exiting at once keeps a cascade of tracebacks out of the logs.
-        os._exit(70)
+        os._exit(MEMORY_EXIT)
 
 
 def _serve(conn: Connection, memory_bytes: int) -> None:
@@ -280,7 +307,10 @@ def _run(fn: Any, request: IntakeRequest, memory_bytes: int) -> tuple[bool, Any]
                                   details={"limit": "memory", "limit_bytes": memory_bytes}).to_dict()
     except RecursionError:
         return False, {"code": "nesting_too_deep", "message": "the program is nested too deeply to parse"}
-    except Exception as exc:  # a parser failing in a way intake does not know: refused, and logged for us
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a parser failing in a way intake does not know (a native
+        # parser's panic is a BaseException): refused, and logged for us
         log.error("intake failed unexpectedly: %s\n%s", exc, traceback.format_exc())
         return False, {"code": "unprocessable", "message": f"the circuit could not be checked "
                                                            f"({type(exc).__name__}: {exc})"[:2000]}

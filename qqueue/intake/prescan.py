@@ -103,6 +103,8 @@ class Scan:
     inputs: dict[str, tuple[int, int]] = field(default_factory=dict)
     #: name -> (line, column) of user-defined gates.
     gates: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: Names of the classical bits and registers declared, in order.
+    bit_names: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +306,8 @@ class _Scanner:
             if type_token.text == "creg" and rest and rest[0].text == "[":
                 width = self.size(rest[1:_closing(rest)], name, "a register size")
             self.cregs[name.text] = width
+            if type_token.text != "array":
+                self.result.bit_names.append(name.text)
             self.add_clbits(width, name)
         elif width > self.limits.max_clbits:
             raise self.fail(type_token, f"a classical width of {width} bits; the limit is {self.limits.max_clbits}",
@@ -480,8 +484,17 @@ class _Scanner:
         return size
 
     def while_loop(self) -> int:
-        raise self.fail(self.peek(), "while loops are not supported: the circuit must have a fixed number of "
-                                     "operations", "unsupported_construct")
+        """A loop Aer runs as it is, while its condition (on measured bits, as in repeat-until-success) holds:
+        its body is charged once, and the task's timeout bounds its iterations. A condition made of constants
+        alone would never change: refused."""
+        keyword = self.take()
+        condition = self.skip_balanced("(", ")") if self.peek().text == "(" else []
+        if not any(t.kind == "id" and t.text not in _CONSTANTS and t.text not in self.consts
+                   and t.text not in _FUNCTIONS for t in condition):
+            raise self.fail(keyword, "this while loop's condition is made of constants: it would never stop (or "
+                                     "never run); loop on a measured bit, or use a for loop",
+                            "unsupported_construct")
+        return min(_measures(self, condition) + self.block(), CAP)
 
     def if_statement(self) -> int:
         self.take()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from qiskit import QuantumCircuit, qasm2, qasm3
 
 from qqueue.errors import IntakeError
+from qqueue.intake.model import IntakeLimits, check_size
 from qqueue.intake.prescan import blank_comments
 
 STANDARD_INCLUDES = frozenset({"qelib1.inc", "stdgates.inc"})
@@ -50,12 +51,9 @@ class ParsedSource:
     version: int
 
 
-def decode(source: str | bytes, *, max_bytes: int) -> str:
+def decode(source: str | bytes, limits: IntakeLimits) -> str:
     """The source as text; refuses non-UTF-8 bytes, NUL characters and oversized programs."""
-    size = len(source.encode() if isinstance(source, str) else source)
-    if size > max_bytes:
-        raise IntakeError(f"the circuit source is {size} bytes; the limit is {max_bytes}", code="source_too_large",
-                          details={"size_bytes": size, "limit_bytes": max_bytes})
+    check_size(source, limits)
     if isinstance(source, bytes):
         try:
             source = source.decode("utf-8")
@@ -155,7 +153,9 @@ def _native_import(source: str) -> QuantumCircuit | None:
         warnings.simplefilter("ignore")
         try:
             return qasm3.loads_experimental(source)
-        except Exception:  # not a program it can read, valid or not
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # noqa: BLE001 - not a program it reads; on some it panics (pyo3 PanicException)
             return None
 
 

@@ -370,6 +370,23 @@ def test_batch_queues_valid_items_in_order_and_reports_invalid_ones_by_index(api
     assert all_bad.status_code == 422 and all_bad.json()["items"][0]["error"]["code"] == "missing_circuit"
 
 
+def test_a_batch_item_that_is_no_valid_submission_is_refused_alone(api, sql):
+    queue = idle_queue()
+    before = sql.execute("SELECT count(*) FROM qqueue.tasks WHERE queue = %s", (queue,)).fetchone()[0]
+    response = api.client.post("/tasks/batch", json={"tasks": [
+        {"kind": "noop", "queue": queue}, {"kind": "noop", "queue": queue, "shots": "many"}, 7,
+        {"kind": "noop", "queue": queue, "unknown": True}, {"kind": "noop", "queue": queue, "priority": 1},
+    ]})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["status"], body["queued"], body["rejected"]) == ("partial", 2, 3)
+    messages = {i["index"]: i["error"]["message"] for i in body["items"] if "error" in i}
+    assert messages == {1: "Invalid request: tasks[1].shots: Expected `int`, got `str`",
+                        2: "Invalid request: tasks[2]: Expected `object`, got `int`",
+                        3: "Invalid request: tasks[3]: Object contains unknown field `unknown`"}
+    assert sql.execute("SELECT count(*) FROM qqueue.tasks WHERE queue = %s", (queue,)).fetchone()[0] == before + 2
+
+
 def test_a_batch_of_a_thousand_is_one_statement_and_a_thousand_and_one_is_refused(api, sql):
     queue = idle_queue()
     response = api.client.post("/tasks/batch", json={"tasks": [{"kind": "noop", "queue": queue, "metadata": {"i": i}}

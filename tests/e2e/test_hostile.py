@@ -200,8 +200,14 @@ REFUSED = [
     Refused("an unknown option", 400, "unknown field `sneaky`", json={"qc": BELL, "options": {"sneaky": 1}}),
     Refused("an unknown field beside the tasks of a batch", 400, "unknown field `extra`", path="/tasks/batch",
             json={"tasks": [{"kind": "noop"}], "extra": 1}),
-    Refused("an unknown field in a task of a batch", 400, "tasks[0]", path="/tasks/batch",
-            json={"tasks": [{"kind": "noop", "drop": "table"}]}),
+    # A batch's items are refused one by one (the others are queued): alone, the bad item makes the whole answer
+    # a 422 carrying its error at its index.
+    Refused("an unknown field in a task of a batch", 422, "tasks[0]: Object contains unknown field `drop`",
+            path="/tasks/batch", json={"tasks": [{"kind": "noop", "drop": "table"}]}, code="invalid_request"),
+    Refused("a batch item that is not an object", 422, "tasks[0]: Expected `object`, got `int`", path="/tasks/batch",
+            json={"tasks": [5]}, code="invalid_request"),
+    Refused("a batch item with shots as a string", 422, "tasks[0].shots: Expected `int`, got `str`",
+            path="/tasks/batch", json={"tasks": [{"qc": BELL, "shots": "many"}]}, code="invalid_request"),
 ]
 
 

@@ -26,7 +26,7 @@ HOSTILE = [
      "syntax_error", "line 4"),
     ("undefined gate", qasm2(2, "foo q[0];\n"), {}, "undefined_gate", "'foo' is not defined"),
     ("unbounded loop", 'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[1] q;\nbit[1] c;\n'
-     "while (true) { h q[0]; }\nc = measure q;\n", {}, "unsupported_construct", "while loops"),
+     "while (true) { h q[0]; }\nc = measure q;\n", {}, "unsupported_construct", "would never stop"),
     ("loop unrolling past the operation limit", 'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[1] q;\nbit[1] c;\n'
      "for int i in [0:100000000] { h q[0]; }\nc = measure q;\n", {}, "too_many_operations", "iterations"),
     ("no measurement", qasm2(2, "h q[0];\n", measure=False), {}, "no_measurement", "measure_all"),
