@@ -26,7 +26,7 @@ from litestar.status_codes import (
 from psycopg_pool import PoolTimeout
 
 from qqueue.api import correlation
-from qqueue.api.schemas import ErrorAnswer, ErrorDetail
+from qqueue.api.schemas import PATTERN_WORDS, ErrorAnswer, ErrorDetail
 from qqueue.errors import (
     DatabaseUnavailableError,
     IdempotencyConflictError,
@@ -138,10 +138,19 @@ def validation_error(request: Request[Any, Any, Any], exc: ValidationException) 
             if text == f"'{key}'":
                 # Litestar words a missing value as the bare KeyError; an empty body is the case a client meets.
                 text = "a JSON body is required" if problem.get("source") == "body" else "a value is required"
-            parts.append(f"{key}: {text}" if key and key != "data" else text)
+            parts.append(f"{key}: {worded(text)}" if key and key != "data" else worded(text))
     message = "Invalid request: " + "; ".join(parts) if parts else f"Invalid request: {exc.detail}"
     return error_response(HTTP_400_BAD_REQUEST, message,
                           error=ErrorDetail(code="invalid_request", message=message))
+
+
+def worded(text: str) -> str:
+    """A validation message with each of our patterns told in words: "matching 1-64 characters of …", not a
+    regular expression whose escapes come out doubled in JSON."""
+    for pattern, words in PATTERN_WORDS.items():
+        for quoted in (repr(pattern), f"'{pattern}'"):
+            text = text.replace(f"regex {quoted}", words)
+    return text
 
 
 class JsonBodyRequest(Request[Any, Any, Any]):

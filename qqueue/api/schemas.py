@@ -23,9 +23,15 @@ NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$(?!\n)"
 #: Most tasks one POST /tasks/batch may carry.
 MAX_BATCH = 1000
 
+#: Tags: anything but NUL, which PostgreSQL text cannot hold.
+TAG_PATTERN = r"^[^\x00]+$"
+#: What each pattern asks for, in words: validation messages quote these instead of the regular expression,
+#: whose backslashes a JSON answer would double again.
+PATTERN_WORDS = {NAME_PATTERN: "1-64 characters of A-Z a-z 0-9 _ . : -", TAG_PATTERN: "no NUL character"}
+
 QueueName = Annotated[str, Meta(pattern=NAME_PATTERN, description="Queue name: 1-64 of A-Z a-z 0-9 _ . : -")]
 KindName = Annotated[str, Meta(pattern=NAME_PATTERN, description="Task kind: 1-64 of A-Z a-z 0-9 _ . : -")]
-Tag = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[^\x00]+$")]
+Tag = Annotated[str, Meta(min_length=1, max_length=100, pattern=TAG_PATTERN)]
 UtcTime = Annotated[datetime, Meta(tz=True, description="ISO 8601 with a UTC offset")]
 
 

@@ -25,7 +25,7 @@ from qqueue import queue_async
 from qqueue.api import correlation, limits, submit
 from qqueue.api.auth import tenant_of
 from qqueue.api.context import ApiContext
-from qqueue.api.errors import documented
+from qqueue.api.errors import documented, worded
 from qqueue.api.schemas import (
     NAME_PATTERN,
     BatchAnswer,
@@ -229,7 +229,7 @@ class BatchController(Controller):
             try:
                 subs.append(decode_item(index, item))
             except msgspec.ValidationError as exc:
-                subs.append(IntakeError(f"Invalid request: {exc}", code="invalid_request"))
+                subs.append(IntakeError(f"Invalid request: {worded(str(exc))}", code="invalid_request"))
         # Over what was asked: decoded items (defaults filled in, however spelt), the rest as sent.
         digest = submit.request_hash([s if isinstance(s, TaskSubmission) else item
                                       for s, item in zip(subs, data.tasks, strict=True)]) if idempotency_key else None

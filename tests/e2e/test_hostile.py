@@ -143,6 +143,9 @@ REFUSED = [
             json={"kind": "noop", "queue": SQL_INJECTION}),
     Refused("a queue name ending in a newline", 400, "queue: expected `str` matching",
             json={"kind": "noop", "queue": "default\n"}),
+    # The rule in words, not as a regular expression whose backslashes JSON would double.
+    Refused("a queue name with a slash", 400, "queue: expected `str` matching 1-64 characters of A-Z a-z 0-9 _ . : -",
+            json={"kind": "noop", "queue": "a/b"}),
     Refused("a control character in the queue name", 400, "queue: expected `str` matching",
             json={"kind": "noop", "queue": "a\x07b"}),
     Refused("a space in the queue name", 400, "queue", json={"kind": "noop", "queue": "no spaces"}),
