@@ -91,18 +91,22 @@ class ParserPool:
 
     def prepare_many(self, requests: Sequence[IntakeRequest]) -> list[Outcome]:
         """Intake for each submission, in order: a `PreparedTask`, or the `IntakeError` refusing it."""
-        outcomes: list[Outcome | None] = [None] * len(requests)
-        todo: list[int] = []
-        for index, request in enumerate(requests):
+        checked: list[IntakeError | None] = []
+        todo: list[IntakeRequest] = []
+        for request in requests:
             try:
-                check_size(request.qc, request.limits)  # not even sent over the pipe
-                todo.append(index)
+                check_size(request.qc, request.limits)  # an oversized source is not even sent over the pipe
             except IntakeError as exc:
-                outcomes[index] = exc
-        if len(todo) < len(requests):
-            for index, outcome in zip(todo, self.prepare_many([requests[i] for i in todo]), strict=True):
-                outcomes[index] = outcome
-            return outcomes  # type: ignore[return-value]
+                checked.append(exc)
+            else:
+                checked.append(None)
+                todo.append(request)
+        parsed = iter(self._parse_all(todo))
+        return [refusal if refusal is not None else next(parsed) for refusal in checked]
+
+    def _parse_all(self, requests: Sequence[IntakeRequest]) -> list[Outcome]:
+        """Every request through the parser processes, in order, within the batch's time budget."""
+        outcomes: list[Outcome | None] = [None] * len(requests)
         budget_end = time.monotonic() + max(self.batch_budget_s, self.deadline_s)
         index = 0
         stalls = 0

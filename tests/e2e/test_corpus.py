@@ -17,16 +17,13 @@ it, wherever that importer can.
 from __future__ import annotations
 
 import math
-import uuid
 import warnings
 import zlib
 from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 from qiskit import ClassicalRegister, QuantumCircuit, qasm3
 from qiskit.circuit import ControlFlowOp
 from qiskit.quantum_info import Operator
@@ -37,6 +34,7 @@ from qqueue import db
 from tests.conftest import WorkerProcess, live_workers, wait_until
 from tests.corpus import CorpusCircuit, circuits, corpus
 from tests.e2e.api_support import ApiServer
+from tests.e2e.test_api import module_db  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -232,27 +230,14 @@ def test_each_handwritten_reference_is_its_program_as_qiskit_reads_it():
 
 
 @pytest.fixture(scope="module")
-def module_db(server_url: str, template_db: str) -> Iterator[str]:
-    """A fresh migrated database for this module."""
-    name = f"qqueue_corpus_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"'.encode())
-    yield make_conninfo(server_url, dbname=name)
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
-                      "AND pid <> pg_backend_pid()", (name,))
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"'.encode())
-
-
-@pytest.fixture(scope="module")
-def api(module_db: str) -> Iterator[ApiServer]:
+def api(module_db: str) -> Iterator[ApiServer]:  # noqa: F811
     server = ApiServer(module_db)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def worker(module_db: str) -> Iterator[WorkerProcess]:
+def worker(module_db: str) -> Iterator[WorkerProcess]:  # noqa: F811
     proc = WorkerProcess(module_db, "--concurrency", "2")
     try:  # stopped even when it never came up
         with db.connection(module_db) as conn:
