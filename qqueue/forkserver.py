@@ -67,7 +67,7 @@ def detach(sig: int = signal.SIGKILL) -> None:
     are closed; a child holding one would keep the forkserver alive after the process it works for was
     SIGKILLed, and so (its parent-death signal waiting on the forkserver) itself, until its current work ended:
     possibly hours."""
-    server = multiprocessing.forkserver._forkserver  # type: ignore[attr-defined]
+    server = multiprocessing.forkserver._forkserver  # type: ignore[attr-defined]  # the module's private server
     fd = getattr(server, "_forkserver_alive_fd", None)
     if fd is not None:
         try:
@@ -75,7 +75,7 @@ def detach(sig: int = signal.SIGKILL) -> None:
         except OSError:
             pass
         # A child never starts processes from this forkserver; should code it runs ask for one, it gets its own.
-        server._forkserver_alive_fd = None
+        server._forkserver_alive_fd = None  # type: ignore[attr-defined]
     if sys.platform != "linux":
         return
     try:

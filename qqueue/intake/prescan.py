@@ -482,8 +482,9 @@ class _Scanner:
             except _Unknown:
                 raise self.fail(start, "a for-loop's range must be made of constant expressions, so that the "
                                        "loop can be unrolled", "unsupported_construct") from None
+            step: int | float = 1
             if len(values) == 2:
-                first, step, last = values[0], 1, values[1]
+                first, last = values
             elif len(values) == 3:
                 first, step, last = values
             else:
