@@ -19,7 +19,7 @@ import msgspec
 
 from qqueue.api.schemas import TaskSubmission
 from qqueue.errors import IntakeError
-from qqueue.intake import IntakeLimits, IntakeRequest, ParserPool, PreparedTask
+from qqueue.intake import CIRCUIT_KINDS, IntakeLimits, IntakeRequest, ParserPool, PreparedTask
 from qqueue.tasks import TaskSpec
 
 #: Largest `metadata` object accepted, encoded as JSON.
@@ -55,6 +55,10 @@ def intake_request(sub: TaskSubmission, *, raw_kinds: Sequence[str], default_tim
     if sub.kind in raw_kinds:
         _no_nul(msgspec.json.encode(sub.payload or {}), "payload")
         return None
+    if sub.kind not in CIRCUIT_KINDS:
+        open_kinds = ", ".join(raw_kinds) or "none on this server (QQUEUE_API_RAW_KINDS)"
+        raise IntakeError(f"kind {sub.kind!r} is not accepted here: circuit kinds are {', '.join(CIRCUIT_KINDS)}; "
+                          f"kinds without a circuit: {open_kinds}", code="unsupported_kind")
     if sub.payload is not None:
         open_kinds = ", ".join(raw_kinds) or "none is open on this server"
         raise IntakeError(f"payload is only accepted for kinds without a circuit ({open_kinds}); send the circuit "

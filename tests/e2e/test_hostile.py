@@ -455,3 +455,16 @@ def test_a_circuit_that_would_run_for_a_minute_is_stopped_by_its_timeout_and_the
     logs = [json.loads(line) for line in worker.output().splitlines() if line.startswith("{")]
     assert any(line.get("event") == "slot killed" and line.get("error") == "timeout" for line in logs), logs
     assert [w["running_tasks"] for w in server.client.get("/workers").json()] == [0]
+
+
+def test_the_test_kinds_are_closed_on_a_production_api(db_url, conn):
+    server = ApiServer(db_url, env={"QQUEUE_API_RAW_KINDS": ""})
+    try:
+        before = written(conn)
+        for kind in ("noop", "sleep", "fail"):
+            body = assert_error(server.client.post("/tasks", json={"kind": kind, "payload": {}}), 422,
+                                contains=f"kind '{kind}' is not accepted here")
+            assert body["error"]["code"] == "unsupported_kind"
+        assert written(conn) == before
+    finally:
+        server.stop()

@@ -69,7 +69,11 @@ def test_every_endpoint_but_health_and_the_docs_needs_a_valid_key(api, sql):  # 
             # Every refusal reads the same: a wrong secret says nothing a missing key would not.
             assert body["message"] == "A valid API key is required: send `Authorization: Bearer <key>`."
     assert counts(sql) == before
-    assert api.client.get("/health").status_code == 200
+    # /health answers anyone, so it says up or down and nothing about queues or workers.
+    health = api.client.get("/health")
+    assert health.status_code == 200 and health.json()["status"] == "healthy"
+    assert {k: health.json()[k] for k in ("live_workers", "queue_depth", "long_polls")} == {
+        "live_workers": None, "queue_depth": None, "long_polls": None}
     assert api.client.get("/schema/openapi.json").json()["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
     assert submit(api, good).status_code == 201
 
@@ -187,6 +191,21 @@ def test_keyed_tasks_run_and_their_results_are_read_with_the_key(api, sql, modul
         wait_until(lambda: live_workers(sql) >= 1, timeout_s=60)
         task = api.client.get(f"/tasks/{task_id}", params={"wait": 30}, headers=headers).json()
         assert task["status"] == "completed" and sum(task["result"]["counts"].values()) == 64
+    finally:
+        worker.kill_all()
+        worker.log.close()
+
+
+def test_a_tenants_key_sees_workers_without_their_hosts(api, sql, module_db):  # noqa: F811
+    from tests.conftest import WorkerProcess, live_workers, wait_until
+
+    _, headers = tenant_key(sql)
+    worker = WorkerProcess(module_db, "--concurrency", "1")
+    try:
+        wait_until(lambda: live_workers(sql) >= 1, timeout_s=60)
+        workers = api.client.get("/workers", headers=headers).json()
+        assert workers and all(w["hostname"] is None and w["pid"] is None for w in workers)
+        assert all(w["concurrency"] == 1 and w["heartbeat_age_s"] >= 0 for w in workers)
     finally:
         worker.kill_all()
         worker.log.close()

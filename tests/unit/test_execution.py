@@ -98,3 +98,6 @@ def test_convert_between_openqasm_versions_and_to_qir():
     qir = convert(prepare(BELL3, kind="convert", options={"target": "qir"}).payload)["source"]
     for call in ("__quantum__qis__h__body", "__quantum__qis__cnot__body", "__quantum__qis__mz__body"):
         assert call in qir
+    # Named by content, not by a uuid1 of the host and the time: the same circuit converts the same every time.
+    assert convert(prepare(BELL3, kind="convert", options={"target": "qir"}).payload)["source"] == qir
+    assert "qqueue_" in qir.splitlines()[0]
