@@ -39,7 +39,8 @@ MAX_EXPRESSION_OPERATORS = 256
 #: A controlled user-defined gate is built by controlling each gate of its definition, each of which becomes a
 #: few: charged at this many operations per operation of the definition.
 CONTROL_FACTOR = 16
-#: `pow(k) @ g` is computed from the unitary matrix of g, 4^n entries for n qubits: refused past this many.
+#: `pow(k) @ g` is computed from the unitary matrix of g, 4^n entries for n qubits: refused past this many, and
+#: each call charged 4^n operations (the matrix's entries), so that many powers of wide gates add up.
 MAX_POWER_QUBITS = 10
 
 _TOKEN = re.compile(
@@ -57,7 +58,9 @@ _TOKEN = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 #: Comments become blanks of the same length (newlines kept), so every position still points into the source.
-_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
+#: An unterminated block comment runs to the end: without the `\Z`, every `/*` of `/* /* /* …` would scan to the
+#: end of the source in turn, quadratic time on 250 KiB of them.
+_COMMENT = re.compile(r"//[^\n]*|/\*.*?(?:\*/|\Z)", re.DOTALL)
 #: `#pragma` lines and `@annotation` lines carry no operations.
 _PRAGMA = re.compile(r"^[ \t]*(?:#pragma\b|@[^\W\d][\w.]*)[^\n]*", re.MULTILINE)
 #: Operator-like symbols, longest first; those of expressions are `_OPERATORS` (not `->`, `++`, assignments).
@@ -122,6 +125,15 @@ class ScanLimits:
 def blank_comments(source: str) -> str:
     """The source with comments replaced by spaces, newlines kept (positions unchanged)."""
     return _COMMENT.sub(lambda m: re.sub(r"[^\n]", " ", m[0]), source)
+
+
+def unclosed_comment(source: str) -> int | None:
+    """Where a block comment that is never closed opens, or None."""
+    last = None
+    for match in _COMMENT.finditer(source):
+        last = match
+    closed = last is not None and len(last[0]) >= 4 and last[0].endswith("*/")
+    return last.start() if last is not None and last[0].startswith("/*") and not closed else None
 
 
 def locate(source: str, name: str) -> tuple[int, int] | None:
@@ -613,7 +625,7 @@ class _Scanner:
                 raise self.fail(name, f"pow() of {name.text!r}, a gate on {arity} qubits, would compute a "
                                       f"{2 ** arity}x{2 ** arity} matrix; the limit is {MAX_POWER_QUBITS} qubits",
                                 "too_many_operations", limit=MAX_POWER_QUBITS)
-            cost = 1  # the power is one unitary gate, whatever the definition's length
+            cost = 4 ** arity if name.text in self.gates else 1  # the matrix computed, not the definition's length
         total = min(cost * factor * self.broadcast(rest), CAP)
         if total > self.limits.max_operations:
             raise self.fail(name, f"this call of {name.text!r} expands to {_shown(total)} operations (its definition "

@@ -22,7 +22,7 @@ from qiskit import QuantumCircuit, qasm2, qasm3
 
 from qqueue.errors import IntakeError
 from qqueue.intake.model import IntakeLimits, check_size
-from qqueue.intake.prescan import blank_comments
+from qqueue.intake.prescan import blank_comments, unclosed_comment
 
 STANDARD_INCLUDES = frozenset({"qelib1.inc", "stdgates.inc"})
 #: Deeper bracket nesting than this is refused before parsing: real circuits never need it, and recursive
@@ -89,7 +89,14 @@ def has_header(source: str) -> bool:
 
 
 def check_static(source: str) -> None:
-    """Refuse, before any parser runs, what must never be parsed: file includes and pathological nesting."""
+    """Refuse, before any parser runs, what must never be parsed: file includes, pathological nesting, and a
+    block comment never closed (whose every `/*` the parsers' lexers would rescan to the end)."""
+    unclosed = unclosed_comment(source)
+    if unclosed is not None:
+        line = source.count("\n", 0, unclosed) + 1
+        column = unclosed - (source.rfind("\n", 0, unclosed) + 1) + 1
+        raise IntakeError(f"a block comment opened here is never closed with */ (line {line}, column {column})",
+                          code="syntax_error", line=line, column=column)
     code = blank_comments(source)
     for match in _INCLUDE.finditer(code):
         statement = _INCLUDE_STATEMENT.match(code, match.start())
@@ -161,15 +168,19 @@ def _native_import(source: str) -> QuantumCircuit | None:
 
 @contextmanager
 def _silenced_stderr() -> Iterator[None]:
+    """Standard output and error sent to /dev/null (file descriptors 1 and 2: native code writes there)."""
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved = [os.dup(1), os.dup(2)]
     try:
         with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
             os.dup2(devnull.fileno(), 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        for fd, copy in zip((1, 2), saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def _importer_refusal(exc: BaseException) -> bool:

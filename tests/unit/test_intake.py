@@ -61,6 +61,10 @@ HOSTILE = [
     ("per-shot memory past its bound", BELL2, {"shots": 50_000, "options": {"memory": True}}, "invalid_shots",
      "per-shot memory"),
     ("NUL character", "OPENQASM 2.0;\x00", {}, "invalid_source", "NUL"),
+    ("87,000 block comments never closed", "/* " * 87_000, {}, "syntax_error", "never closed"),
+    ("powers of a wide user gate", 'OPENQASM 3.0;\ngate g a, b, c, d, e, f, h, i, j, k { U(0, 0, 0) a; }\n'
+     "qubit[10] q;\n" + "pow(0.5) @ g q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8], q[9];\n" * 2, {},
+     "too_many_operations", "1048576 operations"),
 ]
 
 
