@@ -1,4 +1,4 @@
-"""The quantum task kinds: `simulate`, `transpile`, `convert`. Pure functions of the payload intake prepared.
+"""The quantum task kinds: `simulate`, `transpile`, `convert` (the primitives are in `primitives`). Pure functions of the payload intake prepared.
 
 A circuit is transpiled only when a device backend is asked for: Aer runs the standard gates directly, and
 transpiling a small circuit costs ~70 times its simulation. Intake stores circuits in instructions Aer runs; where
@@ -16,9 +16,12 @@ import hashlib
 import random
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 from qiskit import QuantumCircuit, qasm2, qasm3, transpile
 
 from qqueue.errors import PermanentFailure
@@ -61,10 +64,33 @@ def _runnable(fmt: str, text: str, method: str) -> QuantumCircuit:
     return runnable.make_runnable(_parse(fmt, text), method)
 
 
+@contextmanager
+def simulation_errors(payload: dict[str, Any]) -> Iterator[None]:
+    """Aer's failures as the permanent failures they are: the same payload would meet them again."""
+    try:
+        yield
+    except MemoryError:
+        raise PermanentFailure(f"the simulation needed more than its memory ceiling of "
+                               f"{memory_ceiling_bytes(payload) // 2**20} MiB", type="MemoryLimitExceeded") from None
+    except PermanentFailure:
+        raise
+    except Exception as exc:  # Aer reports impossible runs (memory, unsupported instructions) as exceptions
+        raise PermanentFailure(f"the simulator could not run the circuit: {exc}", type="SimulationError") from None
+
+
+def simulator_memory_mb(payload: dict[str, Any]) -> int | None:
+    """Aer's own memory limit for the task, so that its automatic method choice and its memory check agree
+    with what intake charged; None when intake charged nothing."""
+    if not payload.get("memory_bytes"):
+        return None
+    return max(1, memory_ceiling_bytes(payload) // 2**20)
+
+
 @kind("simulate")
 def simulate(payload: dict[str, Any]) -> dict[str, Any]:
     """Run a circuit on Aer; counts, shots, method used, seed used (drawn when none was given, so every run can
-    be repeated), backend, timings and library versions."""
+    be repeated), backend, timings and library versions. With parameter values, one run per set (counts become
+    a list, in the sweep's row-major order); with outputs, the exact statevector or probabilities."""
     started = time.perf_counter()
     method = payload.get("method") or "automatic"
     backend = payload.get("backend")
@@ -81,42 +107,82 @@ def simulate(payload: dict[str, Any]) -> dict[str, Any]:
         transpile_s = time.perf_counter() - parsed
     else:
         simulator = backends.ideal_simulator(method)
+    outputs = payload.get("outputs")
+    if outputs:
+        circuit = circuit.copy()
+        if "statevector" in outputs:
+            circuit.save_statevector()
+        if "probabilities" in outputs:
+            circuit.save_probabilities()
+    extra: dict[str, Any] = {}
+    if (limit := simulator_memory_mb(payload)) is not None:
+        extra["max_memory_mb"] = limit
+    if payload.get("parameters"):
+        extra["parameter_binds"] = [_binds(circuit, payload)]
+    # A sweep of shape [] (one set of values) answers like a circuit without parameters: one result, not a list.
+    sweep = bool(payload.get("shape"))
     ran = time.perf_counter()
-    extra = {}
-    if payload.get("memory_bytes"):
-        # Aer's automatic method choice and its own memory check then agree with what intake charged.
-        extra["max_memory_mb"] = max(1, memory_ceiling_bytes(payload) // 2**20)
-    try:
-        result = simulator.run(circuit, shots=payload["shots"], seed_simulator=seed,
+    with simulation_errors(payload):
+        result = simulator.run(circuit, shots=payload["shots"] or 1, seed_simulator=seed,
                                memory=bool(payload.get("memory")), **extra).result()
-    except MemoryError:
-        raise PermanentFailure(f"the simulation needed more than its memory ceiling of "
-                               f"{memory_ceiling_bytes(payload) // 2**20} MiB", type="MemoryLimitExceeded") from None
-    except Exception as exc:  # Aer reports impossible runs (memory, unsupported instructions) as exceptions
-        raise PermanentFailure(f"the simulator could not run the circuit: {exc}", type="SimulationError") from None
     finished = time.perf_counter()
     if not result.success:
         raise PermanentFailure(f"the simulation failed: {result.status}", type="SimulationError")
-    experiment = result.results[0]
-    counts = result.get_counts(0)
-    width = len(next(iter(counts), ""))
-    if len(counts) * (width + 12) > MAX_RESULT_BYTES:
-        raise PermanentFailure(f"the result holds {len(counts)} distinct outcomes of {width} characters, more than "
+    runs = range(len(result.results))
+    out: dict[str, Any] = {"shots": payload["shots"], "success": True,
+                           "method": result.results[0].metadata.get("method", method), "seed": seed,
+                           "backend": backend}
+    if outputs:
+        out.update(_exact(result, outputs, circuit.num_qubits, sweep))
+    else:
+        counts = [result.get_counts(i) for i in runs]
+        _check_result_size(counts)
+        out["counts"] = counts if sweep else counts[0]
+        if payload.get("memory"):
+            memory = [result.get_memory(i) for i in runs]
+            out["memory"] = memory if sweep else memory[0]
+    if sweep:
+        out["shape"] = payload["shape"]
+    out["timings"] = {"parse_s": parsed - started, "transpile_s": transpile_s, "simulate_s": finished - ran}
+    out["versions"] = library_versions()
+    return out
+
+
+def _binds(circuit: QuantumCircuit, payload: dict[str, Any]) -> dict[Any, list[float]]:
+    """Aer's parameter_binds for a sweep: each of the circuit's parameters, by name, to its values."""
+    by_name = {p.name: p for p in circuit.parameters}
+    values = payload["values"]
+    return {by_name[name]: [row[i] for row in values] for i, name in enumerate(payload["parameters"])}
+
+
+def _exact(result: Any, outputs: list[str], qubits: int, sweep: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in outputs:
+        per_run = []
+        for i in range(len(result.results)):
+            data = result.data(i)
+            if name == "statevector":
+                vector = np.asarray(data["statevector"])
+                per_run.append([[float(a.real), float(a.imag)] for a in vector])
+            else:
+                # Rounding leaves ~1e-33 where the probability is 0: such outcomes are left out.
+                per_run.append({format(k, f"0{qubits}b"): float(p)
+                                for k, p in enumerate(np.asarray(data["probabilities"])) if p > PROBABILITY_FLOOR})
+        out[name] = per_run if sweep else per_run[0]
+    return out
+
+
+#: Probabilities below this are rounding, not outcomes.
+PROBABILITY_FLOOR = 1e-15
+
+
+def _check_result_size(counts: list[dict[str, int]]) -> None:
+    outcomes = sum(len(c) for c in counts)
+    width = len(next(iter(counts[0]), "")) if counts else 0
+    if outcomes * (width + 12) > MAX_RESULT_BYTES:
+        raise PermanentFailure(f"the result holds {outcomes} distinct outcomes of {width} characters, more than "
                                f"{MAX_RESULT_BYTES // 2**20} MiB; measure fewer bits or run fewer shots",
                                type="ResultTooLarge")
-    out: dict[str, Any] = {
-        "counts": counts,
-        "shots": payload["shots"],
-        "success": True,
-        "method": experiment.metadata.get("method", method),
-        "seed": seed,
-        "backend": backend,
-        "timings": {"parse_s": parsed - started, "transpile_s": transpile_s, "simulate_s": finished - ran},
-        "versions": library_versions(),
-    }
-    if payload.get("memory"):
-        out["memory"] = result.get_memory(0)
-    return out
 
 
 @kind("transpile")

@@ -18,7 +18,8 @@ KindFn = Callable[[dict[str, Any]], Any]
 _KINDS: dict[str, KindFn] = {}
 
 #: Modules that register the kinds qqueue ships; imported by every slot.
-BUILTIN_MODULES: tuple[str, ...] = ("qqueue.execution.builtin", "qqueue.execution.quantum")
+BUILTIN_MODULES: tuple[str, ...] = ("qqueue.execution.builtin", "qqueue.execution.quantum",
+                                     "qqueue.execution.primitives")
 
 
 def kind(name: str) -> Callable[[KindFn], KindFn]:

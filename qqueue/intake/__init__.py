@@ -26,11 +26,13 @@ def prepare(
     limits: IntakeLimits | None = None,
     timeout_s: float | None = None,
     pool: ParserPool | None = None,
+    **fields: Any,
 ) -> PreparedTask:
     """Validate a submission and normalise it for the worker; raises `IntakeError` with a clear message.
 
     `timeout_s` is the run's time limit: a simulation estimated to outlast it is refused. `pool` defaults to
-    a process-wide pool of one parser process.
+    a process-wide pool of one parser process. `fields` are the other fields of `IntakeRequest`
+    (parameter_values, observables, precision, outputs, chunk_size).
 
     Examples
     --------
@@ -39,5 +41,5 @@ def prepare(
     1
     """
     request = IntakeRequest(qc=qc, kind=kind, shots=shots, options=options, limits=limits or IntakeLimits(),
-                            timeout_s=timeout_s)
+                            timeout_s=timeout_s, **fields)
     return (pool or default_pool()).prepare(request)

@@ -13,7 +13,11 @@ from qqueue.errors import IntakeError
 
 #: Shots one circuit task may run; the HTTP schema advertises the same bound.
 MAX_SHOTS = 100_000
-CIRCUIT_KINDS = ("simulate", "transpile", "convert")
+#: The primitives: a PUB (circuit, parameter values, shots or observables and precision) per task.
+PRIMITIVE_KINDS = ("sample", "estimate")
+CIRCUIT_KINDS = ("simulate", "transpile", "convert", *PRIMITIVE_KINDS)
+#: Exact outputs of a simulation with shots 0.
+EXACT_OUTPUTS = ("statevector", "probabilities")
 
 
 class IntakeLimits(msgspec.Struct, kw_only=True, frozen=True):
@@ -28,6 +32,11 @@ class IntakeLimits(msgspec.Struct, kw_only=True, frozen=True):
     max_clbits: int = 10_000
     #: Memory one simulation may need (default 4 GiB).
     max_memory_bytes: int = 4 * 1024**3
+    #: Parameter sets of one PUB or sweep (estimate: elements of its broadcast shape), numbers in its
+    #: parameter values, and Pauli terms over its observables.
+    max_parameter_sets: int = 100_000
+    max_parameter_values: int = 1_000_000
+    max_observable_terms: int = 100_000
     #: Per-shot memory is returned for at most this many shots...
     max_memory_shots: int = 10_000
     #: ...and per-shot memory may be at most this large.
@@ -45,6 +54,15 @@ class IntakeRequest(msgspec.Struct, kw_only=True, frozen=True):
     limits: IntakeLimits = msgspec.field(default_factory=IntakeLimits)
     #: The run's time limit: a simulation estimated to take longer is refused. None: not checked.
     timeout_s: float | None = None
+    #: simulate, sample, estimate: the circuit's parameter values (see `qqueue.intake.sweeps`).
+    parameter_values: Any = None
+    #: estimate: observables, and the target precision (None: exact).
+    observables: Any = None
+    precision: Any = None
+    #: simulate: what to return ("counts", or with shots 0 "statevector" / "probabilities").
+    outputs: list[str] | None = None
+    #: sample, estimate: parameter sets per task; a PUB with more is split into parts. None: never split.
+    chunk_size: int | None = None
 
 
 class PreparedTask(msgspec.Struct, kw_only=True, frozen=True):
@@ -54,6 +72,11 @@ class PreparedTask(msgspec.Struct, kw_only=True, frozen=True):
     payload: dict[str, Any]
     profile: dict[str, Any]
     cache_key: str | None
+    #: A PUB split over several tasks: each part (its payload's "sets" say which elements of the PUB it holds),
+    #: in order. None: the PUB is one task, this one.
+    parts: list[PreparedTask] | None = None
+    #: sample, estimate: the PUB's broadcast shape.
+    shape: list[int] | None = None
 
 
 def check_size(qc: str | bytes, limits: IntakeLimits) -> None:

@@ -21,13 +21,15 @@ from typing import Any
 
 import msgspec
 from qiskit import ClassicalRegister, QuantumCircuit, qasm2, qasm3
+from qiskit.circuit import ControlFlowOp
 
 from qqueue.errors import IntakeError
 from qqueue.execution import runnable
 from qqueue.execution.backends import device, resolve_backend
 from qqueue.execution.versions import library_versions
-from qqueue.intake import preflight, prescan, source
-from qqueue.intake.model import CIRCUIT_KINDS, IntakeLimits, IntakeRequest, PreparedTask
+from qqueue.intake import preflight, prescan, source, sweeps
+from qqueue.intake.model import (CIRCUIT_KINDS, EXACT_OUTPUTS, PRIMITIVE_KINDS, IntakeLimits, IntakeRequest,
+                                 PreparedTask)
 
 CONVERT_TARGETS = ("qasm2", "qasm3", "qir")
 
@@ -42,40 +44,162 @@ def run(request: IntakeRequest) -> PreparedTask:
         raise IntakeError(f"unknown circuit kind {kind!r}; use one of {', '.join(CIRCUIT_KINDS)}",
                           code="unsupported_kind")
     opts = preflight.read_options(request.options, limits)
+    _check_kind_fields(request)
     text = source.decode(request.qc, limits)
     version = source.detect_version(text)
     source.check_static(text)
     scan = prescan.scan(text, version, prescan.ScanLimits(
         max_qubits=limits.max_qubits, max_clbits=limits.max_clbits, max_operations=limits.max_operations))
     circuit = _registered(source.parse(text, version).circuit, scan)
-    _check_parsed(circuit, scan, text)
+    bindable = kind in PRIMITIVE_KINDS or (kind == "simulate" and request.parameter_values is not None)
+    _check_parsed(circuit, scan, text, bindable=bindable)
+    sweep = _sweep(request, circuit, limits) if bindable else None
+    runs = sweeps.sets(sweep.shape) if sweep is not None else 1
+    outputs = _outputs(request) if kind == "simulate" else None
     shots = 0
-    if kind == "simulate":
+    if kind in ("simulate", "sample") and outputs is None:
         shots = preflight.check_shots(request.shots, limits, memory=opts.memory)
         circuit = _measured(circuit, measure_all=opts.measure_all)
-        preflight.check_result_size(circuit.num_clbits, shots, limits, memory=opts.memory)
+        preflight.check_result_size(circuit.num_clbits, shots, limits, memory=opts.memory, runs=runs)
+    elif outputs is not None:
+        circuit = _exact_circuit(circuit, outputs, runs, limits)
     if opts.backend is not None:
         _check_backend_width(circuit, resolve_backend(opts.backend), scan)
     if kind == "transpile" and opts.coupling_map:
         _check_coupling_width(circuit, opts.coupling_map, scan)
     cost = preflight.Charge(method=opts.method, memory_bytes=0, estimate_s=0.0, shot_by_shot=False)
-    if kind == "simulate":
-        circuit, cost = _runnable(circuit, opts, shots, limits, scan, text)
-    elif kind == "transpile":
+    if kind in ("simulate", *PRIMITIVE_KINDS):
+        circuit, cost = _runnable(circuit, opts, max(shots, 1), limits, scan, text)
+        cost = preflight.repeated(cost, runs)
+    else:
         _refuse_opaque(circuit, scan)
-    preflight.check_limits(circuit, cost, limits, timeout_s=request.timeout_s if kind == "simulate" else None)
-    payload = {"circuit": _fastest_form(circuit, kind), **_kind_fields(kind, opts, shots)}
+    timed = kind in ("simulate", *PRIMITIVE_KINDS)
+    preflight.check_limits(circuit, cost, limits, timeout_s=request.timeout_s if timed else None)
+    payload = {"circuit": _fastest_form(circuit, kind), **_kind_fields(kind, opts, shots, request)}
+    if sweep is not None:
+        payload.update({k: v for k, v in msgspec.structs.asdict(sweep).items() if v is not None})
+    if outputs is not None:
+        payload["outputs"] = outputs
     # What the slot's memory ceiling is derived from: the charge of a simulation; for transpile and convert, the
     # ceiling's fixed headroom alone.
     payload["memory_bytes"] = cost.memory_bytes
-    return PreparedTask(payload=payload, profile=preflight.profile(circuit, opts.method, cost),
-                        cache_key=cache_key(kind, payload))
+    parts = _parts(payload, request, circuit, limits) if kind in PRIMITIVE_KINDS else None
+    profile = preflight.profile(circuit, opts.method, cost)
+    if sweep is not None:
+        profile["parameters"] = len(sweep.parameters)
+        profile["parameter_sets"] = runs
+    shape = sweep.shape if sweep is not None and kind in PRIMITIVE_KINDS else None
+    return PreparedTask(payload=payload, profile=profile, cache_key=cache_key(kind, payload), shape=shape,
+                        parts=[PreparedTask(payload=part, profile=profile, cache_key=key, shape=shape)
+                               for part, key in parts] if parts else None)
+
+
+def _check_kind_fields(request: IntakeRequest) -> None:
+    """Fields that belong to other kinds are refused, not ignored: a user who sends observables to a sampler
+    has misunderstood something, and should hear it."""
+    kind = request.kind
+    wrong = []
+    if request.observables is not None and kind != "estimate":
+        wrong.append("observables (kind estimate)")
+    if request.precision is not None and kind != "estimate":
+        wrong.append("precision (kind estimate)")
+    if request.outputs is not None and kind != "simulate":
+        wrong.append("outputs (kind simulate)")
+    if request.parameter_values is not None and kind not in ("simulate", *PRIMITIVE_KINDS):
+        wrong.append("parameter_values (kinds simulate, sample, estimate)")
+    if wrong:
+        raise IntakeError(f"kind {kind!r} does not take {', '.join(wrong)}", code="invalid_request")
+
+
+def _sweep(request: IntakeRequest, circuit: QuantumCircuit, limits: IntakeLimits) -> sweeps.Sweep:
+    """The PUB's (or a simulate sweep's) inputs, checked against the circuit."""
+    bounds = sweeps.SweepLimits(max_sets=limits.max_parameter_sets, max_values=limits.max_parameter_values,
+                                max_terms=limits.max_observable_terms)
+    parameters = [p.name for p in circuit.parameters]
+    values = sweeps.read_values(request.parameter_values, parameters, bounds)
+    observables = None
+    if request.kind == "estimate":
+        observables = sweeps.read_observables(request.observables, circuit.num_qubits, bounds)
+    shape = sweeps.broadcast(values, observables, bounds)
+    if request.kind == "simulate":
+        if not parameters and shape:
+            raise IntakeError("parameter_values were given, but the circuit has no parameters",
+                              code="extra_parameters")
+        # One task runs every set in order: stored flat, with the sweep's shape beside it.
+        n = sweeps.sets(list(shape))
+        flat = values.reshape(n, len(parameters)) if parameters else values.reshape(n, 0)
+        return sweeps.Sweep(parameters=parameters, values=flat.tolist(), shape=list(shape))
+    return sweeps.whole(parameters, values, observables, shape)
+
+
+def _parts(payload: dict[str, Any], request: IntakeRequest, circuit: QuantumCircuit,
+           limits: IntakeLimits) -> list[tuple[dict[str, Any], str | None]] | None:
+    """A PUB with more elements than the chunk size, as contiguous parts (None when it is one task)."""
+    shape = tuple(payload["shape"])
+    total = sweeps.sets(list(shape))
+    chunk = request.chunk_size
+    payload["sets"] = [0, total]
+    if not chunk or total <= chunk:
+        return None
+    bounds = sweeps.SweepLimits(max_sets=limits.max_parameter_sets, max_values=limits.max_parameter_values,
+                                max_terms=limits.max_observable_terms)
+    parameters = payload["parameters"]
+    values = sweeps.read_values(request.parameter_values, parameters, bounds)
+    observables = (sweeps.read_observables(request.observables, circuit.num_qubits, bounds)
+                   if request.kind == "estimate" else None)
+    parts = []
+    for start, stop, sweep in sweeps.split(parameters, values, observables, shape, chunk):
+        part = {**payload, **{k: v for k, v in msgspec.structs.asdict(sweep).items() if v is not None},
+                "sets": [start, stop]}
+        if payload.get("seed") is not None:
+            # Each part draws its own stream, reproducibly: the same seed and chunking give the same results.
+            part["seed"] = (payload["seed"] + start) % 2**63
+        parts.append((part, cache_key(request.kind, part)))
+    return parts
+
+
+def _outputs(request: IntakeRequest) -> list[str] | None:
+    """Exact outputs asked for (shots 0), or None for counts."""
+    outputs = request.outputs
+    if outputs is None or outputs == ["counts"]:
+        if request.shots == 0:
+            raise IntakeError('shots 0 returns exact results: ask for them with outputs ["statevector"] or '
+                              '["probabilities"]', code="invalid_shots")
+        return None
+    unknown = [o for o in outputs if o not in EXACT_OUTPUTS and o != "counts"]
+    if unknown or not isinstance(outputs, list):
+        raise IntakeError(f"unknown outputs {unknown}; use counts, statevector or probabilities",
+                          code="invalid_request")
+    if "counts" in outputs:
+        raise IntakeError("counts come from shots and statevector or probabilities from shots 0: ask for one "
+                          "or the other", code="invalid_request")
+    if request.shots != 0:
+        raise IntakeError(f"outputs {', '.join(outputs)} are exact: set shots to 0", code="invalid_shots")
+    return sorted(set(outputs))
+
+
+def _exact_circuit(circuit: QuantumCircuit, outputs: list[str], runs: int, limits: IntakeLimits) -> QuantumCircuit:
+    """The circuit whose final state is returned: final measurements dropped; any other measurement, reset or
+    classical control refused (the state would then be one random branch, not the circuit's)."""
+    bare = circuit.remove_final_measurements(inplace=False)
+    names = runnable.operation_names(bare)
+    if {"measure", "reset"} & names or any(isinstance(i.operation, ControlFlowOp) for i in bare.data):
+        raise IntakeError("exact outputs need a circuit without mid-circuit measurements, resets or classical "
+                          "control: its final state would be one random branch", code="not_exact")
+    size = runs * 2**bare.num_qubits * (48 if "statevector" in outputs else 0)
+    size += runs * 2**bare.num_qubits * (24 if "probabilities" in outputs else 0)
+    if size > limits.max_result_bytes:
+        raise IntakeError(f"{', '.join(outputs)} of {bare.num_qubits} qubits over {runs} parameter sets would be "
+                          f"{preflight.human_bytes(size)}; the limit is {preflight.human_bytes(limits.max_result_bytes)}",
+                          code="result_too_large", details={"result_bytes": size,
+                                                            "limit_bytes": limits.max_result_bytes})
+    return bare
 
 
 def cache_key(kind: str, payload: dict[str, Any]) -> str | None:
     """Content hash of everything a seeded simulation's result depends on; None when unseeded (those always
     run) and for kinds other than simulate."""
-    if kind != "simulate" or payload.get("seed") is None:
+    if kind not in ("simulate", *PRIMITIVE_KINDS) or payload.get("seed") is None:
         return None
     return hashlib.sha256(_canonical.encode({"kind": kind, "payload": payload, **library_versions()})).hexdigest()
 
@@ -100,16 +224,20 @@ def _registered(circuit: QuantumCircuit, scan: prescan.Scan) -> QuantumCircuit:
     return out
 
 
-def _check_parsed(circuit: QuantumCircuit, scan: prescan.Scan, text: str) -> None:
+def _check_parsed(circuit: QuantumCircuit, scan: prescan.Scan, text: str, *, bindable: bool) -> None:
+    """`bindable`: the circuit's parameters get values from the request (sweeps and primitives); its other
+    inputs never can."""
     if circuit.num_qubits == 0:
         raise IntakeError("the program declares no qubits, so there is nothing to run; declare some, e.g. "
                           '"qubit[2] q;" in OpenQASM 3 or "qreg q[2];" in OpenQASM 2', code="no_qubits")
-    unbound = [p.name for p in circuit.parameters] + [v.name for v in circuit.iter_input_vars()]
+    params = [] if bindable else [p.name for p in circuit.parameters]
+    unbound = params + [v.name for v in circuit.iter_input_vars()]
     if unbound:
         line, column = next((scan.inputs[n] for n in unbound if n in scan.inputs), (None, None))
         where = f" (line {line}, column {column})" if line else ""
         raise IntakeError(f"the circuit has inputs that no value binds: {', '.join(map(repr, unbound[:10]))}{where}. "
-                          "Give them values in the source (e.g. \"const float theta = 0.5;\")",
+                          "Give them values in the source (e.g. \"const float theta = 0.5;\"), or with "
+                          "parameter_values (float inputs only)",
                           code="unbound_parameters", line=line, column=column, details={"parameters": unbound})
 
 
@@ -191,7 +319,7 @@ def _fastest_form(circuit: QuantumCircuit, kind: str) -> dict[str, str]:
         form = {"format": "qasm2", "source": qasm2.dumps(circuit)}
     except Exception:  # not expressible in OpenQASM 2 (e.g. classical control flow): keep OpenQASM 3
         form = {"format": "qasm3", "source": qasm3.dumps(circuit)}
-    if kind == "simulate" and re.search(r"^gate ", form["source"], re.MULTILINE):
+    if kind in ("simulate", *PRIMITIVE_KINDS) and re.search(r"^gate ", form["source"], re.MULTILINE):
         # Writing the circuit out turned some instructions Aer runs by name into gate definitions (those not in
         # qelib1.inc or stdgates.inc): make sure the slot, which unrolls what it must, will run what it reads.
         from qqueue.errors import TaskFailure
@@ -205,10 +333,19 @@ def _fastest_form(circuit: QuantumCircuit, kind: str) -> dict[str, str]:
     return form
 
 
-def _kind_fields(kind: str, opts: preflight.Options, shots: int) -> dict[str, Any]:
+def _kind_fields(kind: str, opts: preflight.Options, shots: int, request: IntakeRequest) -> dict[str, Any]:
     if kind == "simulate":
         return {"shots": shots, "method": opts.method, "seed": opts.seed, "backend": opts.backend,
                 "optimization_level": opts.optimization_level, "memory": opts.memory}
+    if kind == "sample":
+        return {"shots": shots, "method": opts.method, "seed": opts.seed, "memory": opts.memory}
+    if kind == "estimate":
+        precision = 0.0 if request.precision is None else request.precision
+        if isinstance(precision, bool) or not isinstance(precision, (int, float)) or not 0 <= precision <= 1:
+            raise IntakeError("precision must be a number from 0 (exact) to 1", code="invalid_precision")
+        if opts.memory or opts.backend:
+            raise IntakeError("estimate takes neither memory nor backend options", code="invalid_options")
+        return {"precision": float(precision), "method": opts.method, "seed": opts.seed}
     if kind == "transpile":
         if opts.backend is None and not opts.basis_gates:
             raise IntakeError("transpile needs a target: a backend, or basis_gates (and optionally coupling_map)",

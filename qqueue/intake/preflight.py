@@ -38,6 +38,8 @@ STABILIZER_S_PER_QUBIT_OP = 5e-9
 STABILIZER_S_PER_SHOT_QUBIT2 = 15e-9
 #: Bytes per shot and classical bit of per-shot memory, as JSON (a quoted string and a comma).
 MEMORY_BYTES_OVERHEAD = 3
+#: Bytes per outcome and classical bit of a counts object, as JSON (a quoted key, a count up to 100,000).
+COUNTS_BYTES_OVERHEAD = 10
 
 
 class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -211,16 +213,29 @@ def check_limits(circuit: QuantumCircuit, cost: Charge, limits: IntakeLimits, *,
                      "shot_by_shot": cost.shot_by_shot})
 
 
-def check_result_size(clbits: int, shots: int, limits: IntakeLimits, *, memory: bool) -> None:
-    """Per-shot memory is a string of every classical bit per shot: its size is known before the run."""
-    if not memory:
-        return
-    size = shots * (clbits + MEMORY_BYTES_OVERHEAD)
+def check_result_size(clbits: int, shots: int, limits: IntakeLimits, *, memory: bool, runs: int = 1) -> None:
+    """A result's size is bounded before the run: counts hold at most min(shots, 2^clbits) outcomes per run,
+    and per-shot memory is a string of every classical bit per shot."""
+    outcomes = shots if clbits >= 63 else min(shots, 2**clbits)
+    size = runs * outcomes * (clbits + COUNTS_BYTES_OVERHEAD)
+    if memory:
+        size += runs * shots * (clbits + MEMORY_BYTES_OVERHEAD)
     if size > limits.max_result_bytes:
-        raise IntakeError(f"per-shot memory of {clbits} classical bits over {shots} shots would be "
-                          f"{human_bytes(size)}; the limit is {human_bytes(limits.max_result_bytes)}",
+        what = "counts and per-shot memory" if memory else "counts"
+        raise IntakeError(f"{what} of {clbits} classical bits over {shots} shots"
+                          + (f" and {runs} parameter sets" if runs > 1 else "")
+                          + f" could reach {human_bytes(size)}; the limit is {human_bytes(limits.max_result_bytes)}",
                           code="result_too_large", details={"result_bytes": size,
                                                             "limit_bytes": limits.max_result_bytes})
+
+
+def repeated(cost: Charge, runs: int) -> Charge:
+    """The charge of running a circuit once per parameter set: the same memory (sets run one after another),
+    `runs` times the time."""
+    if runs == 1:
+        return cost
+    return Charge(method=cost.method, memory_bytes=cost.memory_bytes, estimate_s=cost.estimate_s * runs,
+                  shot_by_shot=cost.shot_by_shot)
 
 
 def human_bytes(n: int) -> str:

@@ -115,7 +115,7 @@ REFUSED = [
     Refused("shots as a string", 400, "shots: expected `int`, got `str`", json={"qc": BELL, "shots": "many"}),
     Refused("shots as a fraction", 400, "shots: expected `int`, got `float`", json={"qc": BELL, "shots": 1.5}),
     Refused("shots as a boolean", 400, "shots: expected `int`, got `bool`", json={"qc": BELL, "shots": True}),
-    Refused("negative shots", 400, "shots: expected `int` >= 1", json={"qc": BELL, "shots": -1}),
+    Refused("negative shots", 400, "shots: expected `int` >= 0", json={"qc": BELL, "shots": -1}),
     Refused("shots of 10^30", 400, "shots: expected `int` <= ", json={"qc": BELL, "shots": 10**30}),
     Refused("more shots than a circuit may run", 400, "shots: expected `int` <= 100000",
             json={"qc": BELL, "shots": 200_000}),

@@ -46,7 +46,7 @@ HOSTILE = [
     ("include without its semicolon", 'OPENQASM 2.0;\ninclude "/etc/passwd"\nqreg q[1];\n', {}, "include_refused",
      "cannot be read"),
     ("non-UTF-8 bytes", b'OPENQASM 2.0;\n\xff\xfe qreg q[1];', {}, "not_utf8", "UTF-8"),
-    ("zero shots", BELL2, {"shots": 0}, "invalid_shots", "between 1 and 100000"),
+    ("zero shots", BELL2, {"shots": 0}, "invalid_shots", "shots 0 returns exact results"),
     ("negative shots", BELL2, {"shots": -1}, "invalid_shots", "between 1"),
     ("huge shots", BELL2, {"shots": 10**9}, "invalid_shots", "between 1"),
     ("shots not a number", BELL2, {"shots": "many"}, "invalid_shots", "whole number"),
