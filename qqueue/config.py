@@ -84,6 +84,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     intake_memory_bytes: int = 2 * 1024**3
     intake_deadline_s: float = 10.0
     intake_batch_budget_s: float = 60.0
+    #: Parameter sets per task of a job: a PUB with more is split into contiguous parts that different
+    #: workers run at once (a job may choose its own, `chunk_size`).
+    job_chunk_size: int = 250
 
     def __post_init__(self) -> None:
         if self.concurrency is not None and not 1 <= self.concurrency <= 1024:
@@ -101,6 +104,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if not 1 <= self.intake_processes <= 64 or self.intake_memory_bytes < 64 * 1024**2 or \
                 self.intake_deadline_s <= 0 or self.intake_batch_budget_s <= 0:
             raise ConfigError("intake needs 1 to 64 processes, at least 64 MiB each and positive time limits")
+        if not 1 <= self.job_chunk_size <= 100_000:
+            raise ConfigError("job_chunk_size must be between 1 and 100,000 parameter sets")
 
     def effective_concurrency(self) -> int:
         """Slots to run: the configured number, or the machine's core count."""

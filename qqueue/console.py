@@ -69,7 +69,7 @@ def task_details(task: Mapping[str, Any]) -> None:
         console.print(f"[red]error[/red]: {task['error'].get('type')}: {task['error'].get('message')}")
     history = task.get("status_history") or []
     if history:
-        table(history, ["status", "at", "attempt", "worker_id", "note"], title="history")
+        table(history, ["status", "transitioned_at", "attempt", "worker_id", "notes"], title="history")
     result = task.get("result")
     if isinstance(result, Mapping) and isinstance(result.get("counts"), Mapping):
         histogram(result["counts"])

@@ -33,12 +33,24 @@ class SchemaNotReadyError(QQueueError):
     """The database schema is behind this version of qqueue; run `qqueue migrate`."""
 
 
-class TaskNotFoundError(QQueueError):
+class NotFoundError(QQueueError):
+    """Something a request names does not exist (or belongs to another tenant, which reads the same)."""
+
+
+class TaskNotFoundError(NotFoundError):
     """Task not found."""
 
     def __init__(self, task_id: object) -> None:
         super().__init__("Task not found.")
         self.task_id = task_id
+
+
+class JobNotFoundError(NotFoundError):
+    """Job not found."""
+
+    def __init__(self, job_id: object) -> None:
+        super().__init__("Job not found.")
+        self.job_id = job_id
 
 
 class InvalidTransitionError(QQueueError):

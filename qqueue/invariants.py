@@ -1,7 +1,7 @@
 """The invariant checker behind `qqueue check`: asks the database whether every promise of the queue holds.
 
 The rules live in the view qqueue.invariant_violations (sql/migrations/0003_invariants.sql, extended by
-0005_invariants_v2.sql), so operators can run the same check from psql.
+0005_invariants_v2.sql and 0008_jobs.sql), so operators can run the same check from psql.
 """
 
 from __future__ import annotations
@@ -30,5 +30,7 @@ def check(conn: psycopg.Connection[Any], *, limit: int = 1000) -> Report:
     """Run the invariant checker; at most `limit` violations are listed."""
     rows = db.run(conn, "invariant_violations_list", limit=limit)
     unfinished = db.run(conn, "invariant_unfinished_count")["unfinished"]
-    return Report(violations=[{"task_id": str(r["task_id"]), "violation": r["violation"]} for r in rows],
+    return Report(violations=[{"task_id": str(r["task_id"]) if r["task_id"] else None,
+                               "job_id": str(r["job_id"]) if r["job_id"] else None, "violation": r["violation"]}
+                              for r in rows],
                   unfinished=unfinished)

@@ -52,6 +52,10 @@ class TaskSpec(msgspec.Struct, kw_only=True):
     request_hash: str | None = None
     #: Who submitted it, with API keys on; None for tasks queued without keys (or by plain SQL).
     tenant: str | None = None
+    #: The job the task is a part of (qqueue.jobs), the PUB it runs (0-based) and which part of that PUB.
+    job_id: uuid.UUID | None = None
+    job_pub: int | None = None
+    job_part: int | None = None
     #: Assigned at enqueue when unset.
     id: uuid.UUID | None = None
 

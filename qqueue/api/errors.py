@@ -35,7 +35,7 @@ from qqueue.errors import (
     InvalidTransitionError,
     RateLimitedError,
     SchemaNotReadyError,
-    TaskNotFoundError,
+    NotFoundError,
 )
 
 log = logging.getLogger("qqueue.api")
@@ -55,7 +55,7 @@ _HTTP_MESSAGES = {
 _DESCRIPTIONS = {
     "400": "Malformed request (bad JSON, wrong types, unknown fields, malformed id)",
     "401": "API key missing, malformed, unknown or revoked (servers started with --auth)",
-    "404": "Task not found",
+    "404": "Not found (or another tenant's)",
     "409": "Conflict",
     "413": "Request body too large",
     "422": "Rejected by preflight (the circuit cannot be parsed or exceeds the limits)",
@@ -88,8 +88,8 @@ def _context(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return extra
 
 
-def task_not_found(request: Request[Any, Any, Any], exc: TaskNotFoundError) -> Response[ErrorAnswer]:
-    return error_response(HTTP_404_NOT_FOUND, "Task not found.")
+def not_found(request: Request[Any, Any, Any], exc: NotFoundError) -> Response[ErrorAnswer]:
+    return error_response(HTTP_404_NOT_FOUND, exc.message)
 
 
 def invalid_transition(request: Request[Any, Any, Any], exc: InvalidTransitionError) -> Response[ErrorAnswer]:
@@ -190,7 +190,7 @@ def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[
 
 
 EXCEPTION_HANDLERS: dict[type[Exception], ExceptionHandler] = {
-    TaskNotFoundError: task_not_found,
+    NotFoundError: not_found,
     InvalidTransitionError: invalid_transition,
     IdempotencyConflictError: idempotency_conflict,
     IntakeError: intake_error,

@@ -35,6 +35,14 @@ Tag = Annotated[str, Meta(min_length=1, max_length=100, pattern=TAG_PATTERN)]
 UtcTime = Annotated[datetime, Meta(tz=True, description="ISO 8601 with a UTC offset")]
 
 
+#: Parameter values as sent: nested lists of numbers, or an object of parameter name -> nested lists. Intake
+#: checks their shape, their names and that every value is a finite number.
+ParameterValues = Annotated[Any, Meta(description="Nested array (last axis: the circuit's parameters in name order) "
+                                                  "or an object of parameter name to nested array")]
+Observables = Annotated[Any, Meta(description='Pauli-string object such as {"ZZ": 1.0, "XI": -0.5}, a Pauli '
+                                              "string, or nested lists of them")]
+
+
 class SimulationOptions(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """How a circuit is run. Unset fields take the simulator's defaults; intake checks the values."""
 
@@ -62,7 +70,8 @@ class TaskSubmission(Struct, kw_only=True, forbid_unknown_fields=True):
 
     #: OpenQASM 2 or 3 source. Required for circuit kinds ("simulate").
     qc: Annotated[str, Meta(min_length=1)] | None = None
-    shots: Annotated[int, Meta(ge=1, le=MAX_SHOTS)] = 1024
+    #: 0 (kind simulate, with outputs statevector or probabilities): exact results, no sampling.
+    shots: Annotated[int, Meta(ge=0, le=MAX_SHOTS)] = 1024
     kind: KindName = "simulate"
     queue: QueueName = "default"
     #: Higher runs first.
@@ -79,6 +88,17 @@ class TaskSubmission(Struct, kw_only=True, forbid_unknown_fields=True):
     options: SimulationOptions = msgspec.field(default_factory=SimulationOptions)
     #: Only for kinds without a circuit (noop, sleep, fail): handed to the kind as is.
     payload: dict[str, Any] | None = None
+    #: The circuit's inputs (`input float theta;`, Qiskit Parameters): an array whose last axis follows the
+    #: circuit's parameters sorted by name, or an object of parameter name -> array; broadcast as in Qiskit.
+    #: simulate runs once per parameter set (one parse); sample and estimate take it as their PUB's values.
+    parameter_values: ParameterValues | None = None
+    #: kind "estimate": the observables, a Pauli-string object ({"ZZ": 1.0, "XI": -0.5}), a bare Pauli string,
+    #: or (nested) lists of them, broadcast against the parameter sets.
+    observables: Observables | None = None
+    #: kind "estimate": target precision; 0 is exact (no shot noise), as Aer's EstimatorV2.
+    precision: Annotated[float, Meta(ge=0, le=1)] | None = None
+    #: kind "simulate" with shots 0: exact outputs instead of counts.
+    outputs: Annotated[list[Literal["counts", "statevector", "probabilities"]], Meta(max_length=3)] | None = None
 
 
 class BatchSubmission(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -304,3 +324,178 @@ class WorkerInfo(Struct, kw_only=True):
     heartbeat_at: datetime
     heartbeat_age_s: float
     running_tasks: int
+
+
+# Jobs: many PUBs of one primitive under one id (POST /jobs).
+
+#: Most PUBs one job may carry.
+MAX_JOB_PUBS = 1000
+JobStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+
+
+class PubSubmission(Struct, kw_only=True, forbid_unknown_fields=True):
+    """One PUB (primitive unified bloc) of a job: a circuit and what it is run with, as Qiskit's primitives
+    take it. Unset `shots` / `precision` take the job's."""
+
+    #: OpenQASM 2 or 3 source; parameters as OpenQASM 3 inputs (`input float theta;`), as `qasm3.dumps` writes.
+    qc: Annotated[str, Meta(min_length=1)]
+    parameter_values: ParameterValues | None = None
+    #: kind "estimate" only (required there).
+    observables: Observables | None = None
+    #: kind "sample" only.
+    shots: Annotated[int, Meta(ge=1, le=MAX_SHOTS)] | None = None
+    #: kind "estimate" only.
+    precision: Annotated[float, Meta(ge=0, le=1)] | None = None
+
+
+class JobSubmission(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of POST /jobs: a primitive and its PUBs. Each PUB becomes one task, or several when its parameter
+    sets exceed `chunk_size` (contiguous sets per task, joined back in order)."""
+
+    kind: Literal["sample", "estimate"]
+    pubs: Annotated[list[PubSubmission], Meta(min_length=1, max_length=MAX_JOB_PUBS)]
+    #: sample: shots of every PUB that sets none.
+    shots: Annotated[int, Meta(ge=1, le=MAX_SHOTS)] = 1024
+    #: estimate: precision of every PUB that sets none; 0 is exact.
+    precision: Annotated[float, Meta(ge=0, le=1)] = 0.0
+    #: seed (reproducible results), method; sample: memory (also return every shot's bitstring).
+    options: SimulationOptions = msgspec.field(default_factory=SimulationOptions)
+    #: Parameter sets per task; unset takes the server's (QQUEUE_JOB_CHUNK_SIZE).
+    chunk_size: Annotated[int, Meta(ge=1, le=100_000)] | None = None
+    queue: QueueName = "default"
+    priority: Annotated[int, Meta(ge=-100, le=100)] = 0
+    max_attempts: Annotated[int, Meta(ge=1, le=100)] = 3
+    #: Time limit of each task of the job; unset takes the worker's default.
+    timeout_s: Annotated[float, Meta(gt=0, le=86400)] | None = None
+    tags: Annotated[list[Tag], Meta(max_length=32)] = msgspec.field(default_factory=list)
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class JobSubmitAnswer(Struct, kw_only=True):
+    """Answer of POST /jobs: 201 for a new job, 200 for an Idempotency-Key replay (same job)."""
+
+    job_id: uuid.UUID
+    status: JobStatus
+    message: str
+    pubs: int
+    tasks_total: int
+    submitted_at: datetime
+    correlation_id: str | None
+
+
+class JobTask(Struct, kw_only=True):
+    """One task of a job: which PUB, which of its parameter sets (flat, row-major: `start` to `stop`)."""
+
+    task_id: uuid.UUID
+    pub: int
+    part: int
+    start: int
+    stop: int
+    status: TaskStatus
+    worker_id: uuid.UUID | None
+
+
+class JobFailure(Struct, kw_only=True):
+    """A PUB that did not complete: the task and its error ({"type", "message", "retryable"}), or null for a
+    cancelled one."""
+
+    pub: int
+    part: int
+    task_id: uuid.UUID
+    status: TaskStatus
+    error: dict[str, Any] | None
+
+
+class PubResult(Struct, kw_only=True):
+    """One PUB's result, in PrimitiveResult order. Arrays are flat, in row-major order of `shape` (the PUB's
+    broadcast shape; [] for a single set).
+
+    sample: `data` maps each classical register to {"num_bits", "counts": [one object per set], and with
+    option memory "samples": [one list of bitstrings per set]}. estimate: `data` is {"evs": [...], "stds": [...]}.
+    """
+
+    shape: list[int]
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+class JobProgress(Struct, kw_only=True):
+    tasks_done: int
+    tasks_total: int
+    pending: int
+    running: int
+    completed: int
+    failed: int
+    cancelled: int
+
+
+class JobDetail(Struct, kw_only=True):
+    """Answer of GET /jobs/{job_id}. `results` holds every PUB once the job is completed; a failed or
+    cancelled job lists what did not complete in `failures`, and `results` keeps the PUBs that did (null at a
+    PUB with a part missing)."""
+
+    job_id: uuid.UUID
+    kind: Literal["sample", "estimate"]
+    status: JobStatus
+    message: str
+    pubs: int
+    progress: JobProgress
+    queue: str
+    tags: list[str]
+    metadata: dict[str, Any]
+    correlation_id: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    cancel_requested_at: datetime | None
+    failures: list[JobFailure]
+    results: list[PubResult | None] | None
+    tasks: list[JobTask]
+
+
+class JobSummary(Struct, kw_only=True):
+    """One job in GET /jobs."""
+
+    job_id: uuid.UUID
+    kind: Literal["sample", "estimate"]
+    status: JobStatus
+    pubs: int
+    tasks_total: int
+    tasks_done: int
+    queue: str
+    tags: list[str]
+    correlation_id: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class JobPage(Struct, kw_only=True):
+    """Answer of GET /jobs, newest first; `next_cursor` as in GET /tasks."""
+
+    items: list[JobSummary]
+    next_cursor: str | None
+
+
+class JobCancelAnswer(Struct, kw_only=True):
+    """Answer of POST /jobs/{job_id}/cancel: pending tasks cancelled at once, running ones asked to stop."""
+
+    job_id: uuid.UUID
+    cancelled: int
+    cancel_requested: int
+    message: str
+
+
+# Backends: what GET /backends lists, for clients that build a Qiskit Target from it.
+
+class BackendInfo(Struct, kw_only=True):
+    """A simulator or offline fake device runs can target (options.backend; "aer_simulator" is the ideal
+    simulator)."""
+
+    name: str
+    num_qubits: int
+    basis_gates: list[str]
+    #: Directed edges, each [control, target]; null for all-to-all (the ideal simulator).
+    coupling_map: list[Annotated[list[int], Meta(min_length=2, max_length=2)]] | None
+    simulator: bool
+    #: True for a fake device: runs use its noise model.
+    noisy: bool
+    description: str

@@ -42,18 +42,13 @@ def intake_request(sub: TaskSubmission, *, raw_kinds: Sequence[str], default_tim
         raise IntakeError("give run_at or delay_s, not both", code="invalid_request")
     if sub.run_at is not None:
         _utc(sub)
-    if sub.metadata:
-        encoded = msgspec.json.encode(sub.metadata)
-        if len(encoded) > MAX_METADATA_BYTES:
-            raise IntakeError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON",
-                              code="metadata_too_large", details={"limit_bytes": MAX_METADATA_BYTES})
-        _no_nul(encoded, "metadata")
+    check_metadata(sub.metadata)
     if sub.options.basis_gates:
-        _no_nul(msgspec.json.encode(sub.options.basis_gates), "options.basis_gates")
+        no_nul(msgspec.json.encode(sub.options.basis_gates), "options.basis_gates")
     if sub.qc is not None and "\x00" in sub.qc:
         raise IntakeError("qc contains a NUL character", code="invalid_request")
     if sub.kind in raw_kinds:
-        _no_nul(msgspec.json.encode(sub.payload or {}), "payload")
+        no_nul(msgspec.json.encode(sub.payload or {}), "payload")
         return None
     if sub.kind not in CIRCUIT_KINDS:
         open_kinds = ", ".join(raw_kinds) or "none on this server (QQUEUE_API_RAW_KINDS)"
@@ -66,7 +61,20 @@ def intake_request(sub: TaskSubmission, *, raw_kinds: Sequence[str], default_tim
     if sub.qc is None:
         raise IntakeError("qc is required: the OpenQASM source of the circuit", code="missing_circuit")
     return IntakeRequest(qc=sub.qc, kind=sub.kind, shots=sub.shots, options=msgspec.to_builtins(sub.options),
-                         limits=limits or IntakeLimits(), timeout_s=sub.timeout_s or default_timeout_s)
+                         limits=limits or IntakeLimits(), timeout_s=sub.timeout_s or default_timeout_s,
+                         parameter_values=sub.parameter_values, observables=sub.observables,
+                         precision=sub.precision, outputs=sub.outputs)
+
+
+def check_metadata(metadata: dict[str, Any]) -> None:
+    """Metadata is small and storable: at most MAX_METADATA_BYTES as JSON, and no NUL anywhere."""
+    if not metadata:
+        return
+    encoded = msgspec.json.encode(metadata)
+    if len(encoded) > MAX_METADATA_BYTES:
+        raise IntakeError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON",
+                          code="metadata_too_large", details={"limit_bytes": MAX_METADATA_BYTES})
+    no_nul(encoded, "metadata")
 
 
 def _utc(sub: TaskSubmission) -> None:
@@ -104,8 +112,8 @@ def to_spec(
 _ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
-def _no_nul(encoded: bytes, field: str) -> None:
-    # PostgreSQL text and jsonb cannot hold U+0000: refuse it here rather than fail in the INSERT.
+def no_nul(encoded: bytes, field: str) -> None:
+    """Refuse a JSON text holding U+0000, which PostgreSQL text and jsonb cannot store."""
     if _ESCAPED_NUL.search(encoded):
         raise IntakeError(f"{field} contains a NUL character (\\u0000), which cannot be stored",
                           code="invalid_request")

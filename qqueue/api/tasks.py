@@ -161,7 +161,7 @@ class TaskController(Controller):
         ] = None,
     ) -> TaskPage:
         """Tasks matching every filter given, newest first, `limit` per page (keyset pagination)."""
-        after_created_at, after_id = _decode_cursor(cursor) if cursor else (None, None)
+        after_created_at, after_id = decode_cursor(cursor) if cursor else (None, None)
         rows = await api.read(
             "task_list", tenant=tenant_of(request.scope), statuses=[s.value for s in status] if status else None, queue=queue, kind=kind,
             tags=tags or None, created_after=created_after, created_before=created_before,
@@ -174,7 +174,7 @@ class TaskController(Controller):
                              tags=r["tags"], correlation_id=r["correlation_id"], created_at=r["created_at"],
                              run_at=r["run_at"], started_at=r["started_at"], finished_at=r["finished_at"])
                  for r in rows]
-        next_cursor = _encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
         return TaskPage(items=items, next_cursor=next_cursor)
 
     @post("/{task_id:str}/cancel", status_code=200, summary="Cancel a task",
@@ -307,12 +307,12 @@ def _status_message(row: dict[str, Any]) -> str:
     return f"Task is queued (position {row['queue_position']})."
 
 
-def _encode_cursor(created_at: datetime, task_id: uuid.UUID) -> str:
+def encode_cursor(created_at: datetime, task_id: uuid.UUID) -> str:
     raw = msgspec.json.encode([created_at.isoformat(), str(task_id)])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, task_id = msgspec.json.decode(raw, type=tuple[datetime, uuid.UUID])

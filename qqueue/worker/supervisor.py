@@ -299,7 +299,9 @@ class Supervisor:
 
     def _per_slot(self) -> int:
         if self.avg_exec_s is None:
-            return 4
+            # Nothing run yet, so nothing known of how long tasks take: one each, so that tasks which turn out
+            # long (a job's parts) are left for other workers rather than queued behind this one's slots.
+            return 1
         return max(1, min(self.settings.slot_batch, int(TARGET_BATCH_S / max(self.avg_exec_s, 1e-6))))
 
     def _slot_capacity(self, per_slot: int) -> int:

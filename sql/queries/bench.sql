@@ -1,5 +1,9 @@
 -- Named queries of the benchmarks (see tasks.sql for the header format).
 
+-- name: bench_delete_job :exec
+-- A benchmark's job, its tasks (cascade) and their history.
+DELETE FROM qqueue.jobs WHERE id = %(id)s;
+
 -- name: bench_delete_queue :exec
 DELETE FROM qqueue.tasks WHERE queue = %(queue)s;
 

@@ -4,4 +4,5 @@
 SELECT count(*) AS unfinished FROM qqueue.tasks WHERE status IN ('pending', 'running');
 
 -- name: invariant_violations_list :many
-SELECT task_id, violation FROM qqueue.invariant_violations ORDER BY task_id, violation LIMIT %(limit)s;
+SELECT task_id, job_id, violation FROM qqueue.invariant_violations ORDER BY task_id, job_id, violation
+LIMIT %(limit)s;

@@ -166,14 +166,17 @@ SELECT status, at, attempt, worker_id, note FROM qqueue.task_events WHERE task_i
 -- The insert trigger writes the 'pending' history rows and one NOTIFY per queue for the whole statement.
 -- An idempotency key already present inserts nothing; the caller looks the existing task up.
 INSERT INTO qqueue.tasks (id, queue, kind, priority, payload, profile, max_attempts, run_at, timeout_s,
-                          idempotency_key, request_hash, correlation_id, tags, metadata, cache_key, tenant)
+                          idempotency_key, request_hash, correlation_id, tags, metadata, cache_key, tenant,
+                          job_id, job_pub, job_part)
 SELECT t.id, t.queue, t.kind, t.priority, t.payload, t.profile, t.max_attempts,
        coalesce(t.run_at, now() + make_interval(secs => coalesce(t.delay_s, 0))),
-       t.timeout_s, t.idempotency_key, t.request_hash, t.correlation_id, t.tags, t.metadata, t.cache_key, t.tenant
+       t.timeout_s, t.idempotency_key, t.request_hash, t.correlation_id, t.tags, t.metadata, t.cache_key, t.tenant,
+       t.job_id, t.job_pub, t.job_part
 FROM jsonb_to_recordset(%(tasks)s::jsonb) AS t(
     id uuid, queue text, kind text, priority smallint, payload jsonb, profile jsonb, max_attempts integer,
     run_at timestamptz, delay_s double precision, timeout_s double precision, idempotency_key text,
-    request_hash text, correlation_id text, tags text[], metadata jsonb, cache_key text, tenant text)
+    request_hash text, correlation_id text, tags text[], metadata jsonb, cache_key text, tenant text,
+    job_id uuid, job_pub integer, job_part integer)
 ON CONFLICT ((coalesce(tenant, '')), idempotency_key) DO NOTHING
 RETURNING id, created_at, run_at;
 
@@ -185,15 +188,28 @@ WHERE status = 'pending' AND queue = ANY(%(queues)s::text[]);
 
 -- name: task_purge_finished :one
 -- In bounded batches so a large purge never holds locks for long; events go with their task (cascade).
+-- A job's tasks are purged only with their job, once every one of them finished before the cutoff, so a job
+-- never loses part of its result.
 WITH doomed AS (
     SELECT id FROM qqueue.tasks
-    WHERE finished_at < now() - make_interval(secs => %(older_than_s)s)
+    WHERE finished_at < now() - make_interval(secs => %(older_than_s)s) AND job_id IS NULL
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), gone AS (
     DELETE FROM qqueue.tasks t USING doomed WHERE t.id = doomed.id RETURNING 1
+), doomed_jobs AS (
+    SELECT j.id FROM qqueue.jobs j
+    WHERE j.created_at < now() - make_interval(secs => %(older_than_s)s)
+      AND NOT EXISTS (SELECT 1 FROM qqueue.tasks t
+                      WHERE t.job_id = j.id
+                        AND (t.finished_at IS NULL
+                             OR t.finished_at >= now() - make_interval(secs => %(older_than_s)s)))
+    LIMIT greatest(1, %(limit)s / 100)
+    FOR UPDATE SKIP LOCKED
+), gone_jobs AS (
+    DELETE FROM qqueue.jobs j USING doomed_jobs WHERE j.id = doomed_jobs.id RETURNING 1
 )
-SELECT count(*) AS deleted FROM gone;
+SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM gone_jobs) AS deleted;
 
 -- name: task_reclaim_expired :many
 -- Any worker runs this: tasks whose owner stopped renewing (SIGKILL, lost machine, partition) go back to

@@ -69,7 +69,11 @@ SCHEMA = schemathesis.openapi.from_dict(
 )
 
 #: Ids of the seeded tasks (`known_tasks`), read by the hooks below while cases are drawn.
-KNOWN: dict[str, list[str]] = {"all": [], "unfinished": [], "finished": []}
+KNOWN: dict[str, list[str]] = {"all": [], "unfinished": [], "finished": [], "jobs": []}
+#: Backends a share of the drawn names are replaced by.
+KNOWN_BACKENDS = ["aer_simulator", "fake_manila"]
+#: A PUB that passes intake, for the share of job bodies steered onto it.
+VALID_PUB = {"qc": "OPENQASM 3.0; qubit q; h q;", "observables": "Z"}
 #: (operation, status code) -> answers seen, for the closing summary.
 ANSWERS: collections.Counter[tuple[str, int]] = collections.Counter()
 
@@ -83,11 +87,16 @@ EXACT_FIELDS = ("queue", "priority", "max_attempts", "run_at", "metadata", "payl
 @SCHEMA.hook
 def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
     """Aim a share of the well-formed task ids at seeded tasks, so that their answers are checked too."""
-    task_id = (path_parameters or {}).get("task_id")
-    if not KNOWN["all"] or not isinstance(task_id, str) or not _is_uuid(task_id):
-        return st.just(path_parameters)
-    aimed = st.sampled_from(KNOWN["all"]).map(lambda known: {**path_parameters, "task_id": known})
-    return st.one_of(st.just(path_parameters), aimed)
+    params = path_parameters or {}
+    if isinstance(params.get("name"), str):
+        aimed = st.sampled_from(KNOWN_BACKENDS).map(lambda known: {**params, "name": known})
+        return st.one_of(st.just(path_parameters), aimed)
+    for field, known in (("task_id", KNOWN["all"]), ("job_id", KNOWN["jobs"])):
+        value = params.get(field)
+        if known and isinstance(value, str) and _is_uuid(value):
+            aimed = st.sampled_from(known).map(lambda k, f=field: {**params, f: k})
+            return st.one_of(st.just(path_parameters), aimed)
+    return st.just(path_parameters)
 
 
 @SCHEMA.hook
@@ -110,6 +119,10 @@ def flatmap_body(context: Any, body: Any) -> st.SearchStrategy[Any]:
         return st.just(body)
     if operation.path == "/tasks" and isinstance(body, dict):
         return st.one_of(st.just(body), st.sampled_from(RAW_KINDS).map(lambda kind: _runnable(body, kind)))
+    if operation.path == "/jobs" and isinstance(body, dict):
+        job = {**{k: v for k, v in body.items() if k in ("priority", "max_attempts", "metadata")},
+               "kind": "estimate", "pubs": [VALID_PUB], "queue": "idle-fuzz"}
+        return st.one_of(st.just(body), st.just(job))
     if operation.path == "/tasks/batch" and isinstance(body, dict) and isinstance(body.get("tasks"), list):
         items = body["tasks"]
         steered = st.sampled_from(RAW_KINDS).map(
@@ -148,6 +161,10 @@ def known_tasks(module_db: str, api: ApiServer) -> Iterator[dict[str, list[str]]
             ]
             for task_id in ended:
                 wait_until(lambda t=task_id: _status(api, t) in ("completed", "failed"), timeout_s=60)
+            job = api.client.post("/jobs", json={"kind": "estimate", "pubs": [VALID_PUB]})
+            assert job.status_code == 201, job.text
+            job_id = job.json()["job_id"]
+            wait_until(lambda: api.client.get(f"/jobs/{job_id}").json()["status"] == "completed", timeout_s=60)
             running = _submit(api, {"kind": "sleep", "payload": {"seconds": 3600}})
             wait_until(lambda: _status(api, running) == "running", timeout_s=60)
         finally:
@@ -158,7 +175,7 @@ def known_tasks(module_db: str, api: ApiServer) -> Iterator[dict[str, list[str]]
     cancelled = _submit(api, {"kind": "noop", "queue": "idle-fuzz"})
     assert api.client.post(f"/tasks/{cancelled}/cancel").status_code == 200
     KNOWN.update(all=[*ended, cancelled, running, pending], unfinished=[running, pending],
-                 finished=[*ended, cancelled])
+                 finished=[*ended, cancelled], jobs=[job_id])
     yield KNOWN
     for ids in KNOWN.values():
         ids.clear()

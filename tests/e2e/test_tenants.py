@@ -61,7 +61,8 @@ def test_every_endpoint_but_health_and_the_docs_needs_a_valid_key(api, sql):  # 
                     {"Authorization": wrong_secret}):
         for method, path in (("POST", "/tasks"), ("POST", "/tasks/batch"), ("GET", "/tasks"),
                              ("GET", f"/tasks/{uuid.uuid4()}"), ("POST", f"/tasks/{uuid.uuid4()}/cancel"),
-                             ("GET", "/queues"), ("GET", "/workers")):
+                             ("GET", "/queues"), ("GET", "/workers"), ("POST", "/jobs"), ("GET", "/jobs"),
+                             ("GET", f"/jobs/{uuid.uuid4()}"), ("POST", f"/jobs/{uuid.uuid4()}/cancel")):
             response = api.client.request(method, path, headers=headers,
                                           json={"kind": "noop"} if method == "POST" else None)
             body = assert_error(response, 401, contains="API key")
@@ -209,3 +210,26 @@ def test_a_tenants_key_sees_workers_without_their_hosts(api, sql, module_db):  #
     finally:
         worker.kill_all()
         worker.log.close()
+
+
+def test_a_tenant_sees_waits_on_lists_and_cancels_only_its_own_jobs(api, sql):  # noqa: F811
+    a, as_a = tenant_key(sql)
+    b, as_b = tenant_key(sql)
+    body = {"kind": "estimate", "queue": idle_queue(), "tags": ["shared-job-tag"],
+            "pubs": [{"qc": "OPENQASM 3.0; qubit q; h q;", "observables": "Z"}]}
+    made = api.client.post("/jobs", json=body, headers={**as_a, "Idempotency-Key": "same-key"})
+    assert made.status_code == 201, made.text
+    mine = made.json()["job_id"]
+    assert sql.execute("SELECT tenant FROM qqueue.jobs WHERE id = %s", (mine,)).fetchone()[0] == a
+    assert sql.execute("SELECT DISTINCT tenant FROM qqueue.tasks WHERE job_id = %s", (mine,)).fetchall() == [(a,)]
+    assert_error(api.client.get(f"/jobs/{mine}", headers=as_b), 404, contains="not found")
+    assert_error(api.client.get(f"/jobs/{mine}", params={"wait": 0.2}, headers=as_b), 404)
+    assert_error(api.client.post(f"/jobs/{mine}/cancel", headers=as_b), 404, contains="not found")
+    assert api.client.get("/jobs", params={"tags": "shared-job-tag"}, headers=as_b).json()["items"] == []
+    # The same key from another tenant is another job.
+    theirs = api.client.post("/jobs", json=body, headers={**as_b, "Idempotency-Key": "same-key"})
+    assert theirs.status_code == 201 and theirs.json()["job_id"] != mine
+    assert [j["job_id"] for j in api.client.get("/jobs", params={"tags": "shared-job-tag"},
+                                                headers=as_a).json()["items"]] == [mine]
+    assert api.client.post(f"/jobs/{mine}/cancel", headers=as_a).json()["cancelled"] == 1
+    assert b != a

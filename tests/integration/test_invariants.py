@@ -152,3 +152,42 @@ def test_completed_circuits_must_count_the_shots_they_asked_for(conn):
         (str(not_numbers), "completed with counts summing to nothing, not the 100 shots it asked for"),
         (str(not_numbers), "result counts do not sum to its shots"),
     }
+
+
+def _job(conn: psycopg.Connection[Any], sizes: list[int], parts: list[tuple[int, int, int, int]]) -> uuid.UUID:
+    """A job row and its tasks as plain SQL would write them: parts are (pub, part, start, stop)."""
+    job_id = uuid.uuid4()
+    conn.execute("INSERT INTO qqueue.jobs (id, kind, pubs, shapes, sizes, tasks_total) "
+                 "VALUES (%s, 'estimate', %s, %s::jsonb, %s, %s)",
+                 (job_id, len(sizes), msgspec.json.encode([[n] for n in sizes]).decode(), sizes, len(parts)))
+    q.enqueue_many(conn, [TaskSpec(kind="estimate", payload={"sets": [start, stop]}, job_id=job_id, job_pub=pub,
+                                   job_part=part) for pub, part, start, stop in parts])
+    return job_id
+
+
+def job_violations(conn: psycopg.Connection[Any]) -> set[tuple[str, str]]:
+    return {(v["job_id"], v["violation"]) for v in check(conn).violations if v["job_id"]}
+
+
+def test_the_job_rules_find_what_a_broken_job_writer_would_leave(conn):
+    good = _job(conn, [4, 2], [(0, 0, 0, 2), (0, 1, 2, 4), (1, 0, 0, 2)])
+    gap = _job(conn, [4], [(0, 0, 0, 2), (0, 1, 3, 4)])
+    missing_pub = _job(conn, [2, 2], [(0, 0, 0, 1), (0, 1, 1, 2)])
+    assert job_violations(conn) == {
+        (str(gap), "PUB 0: its parts cover 3 parameter sets from 0, not its 4"),
+        (str(missing_pub), "job has tasks for 1 PUBs, not its 2"),
+    }
+    # A job seen finished must not have a task that is still unfinished, or that finished later.
+    conn.execute("UPDATE qqueue.jobs SET finished_at = now() WHERE id = %s", (good,))
+    assert (str(good), "job was seen finished, but 3 of its tasks are unfinished") in job_violations(conn)
+    conn.execute("UPDATE qqueue.jobs SET tasks_total = 5 WHERE id = %s", (good,))
+    assert (str(good), "job has 3 tasks, not the 5 it was created with") in job_violations(conn)
+
+
+def test_a_completed_part_must_hold_the_sets_it_was_given(conn):
+    job_id = _job(conn, [3], [(0, 0, 0, 3)])
+    [task] = claim(conn, W1)
+    q.complete_many(conn, worker_id=W1, done=[q.Completion(
+        id=task.id, attempt=task.attempt, result={"shape": [2], "data": {"evs": [0.1, 0.2], "stds": [0, 0]}})])
+    assert (str(task.id), "the result holds 2 parameter sets, but the task was given 3") in violations(conn)
+    assert job_id

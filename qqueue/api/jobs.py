@@ -1,0 +1,271 @@
+"""Job endpoints: submit many PUBs of one primitive under one id, read (with long-poll and the assembled
+result), list, cancel.
+
+A job is written in one transaction: its row and every task of its PUBs (one per PUB, or one per part of a PUB
+with more parameter sets than the chunk size). Each PUB goes through intake in the parser processes first;
+one refused PUB refuses the job, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from qqueue import db, jobs, queue_async
+from qqueue.api import correlation, limits, submit
+from qqueue.api.auth import tenant_of
+from qqueue.api.context import ApiContext
+from qqueue.api.errors import documented
+from qqueue.api.schemas import (
+    NAME_PATTERN,
+    JobCancelAnswer,
+    JobDetail,
+    JobFailure,
+    JobPage,
+    JobProgress,
+    JobStatus,
+    JobSubmission,
+    JobSubmitAnswer,
+    JobSummary,
+    JobTask,
+    PubResult,
+    Tag,
+)
+from qqueue.api.tasks import Api, IdempotencyKey, decode_cursor, encode_cursor
+from qqueue.errors import IdempotencyConflictError, IntakeError, JobNotFoundError
+from qqueue.intake import IntakeRequest, PreparedTask
+from qqueue.tasks import TaskSpec, new_task_id
+
+log = logging.getLogger("qqueue.api")
+
+_FINISHED = frozenset({"completed", "failed", "cancelled"})
+_decoder = msgspec.json.Decoder()
+
+
+def _requests(data: JobSubmission, api: ApiContext) -> list[IntakeRequest]:
+    """One intake request per PUB; a PUB's own shots or precision win over the job's."""
+    options = msgspec.to_builtins(data.options)
+    chunk = data.chunk_size or api.settings.job_chunk_size
+    timeout = data.timeout_s or api.settings.default_timeout_s
+    out = []
+    for pub in data.pubs:
+        if "\x00" in pub.qc:
+            raise IntakeError("qc contains a NUL character", code="invalid_request")
+        if data.kind == "sample":
+            shots, precision = pub.shots or data.shots, pub.precision
+        else:
+            if pub.shots is not None:
+                raise IntakeError("an estimate PUB takes a precision, not shots", code="invalid_request")
+            shots, precision = data.shots, data.precision if pub.precision is None else pub.precision
+        out.append(IntakeRequest(qc=pub.qc, kind=data.kind, shots=shots, options=options,
+                                 parameter_values=pub.parameter_values, observables=pub.observables,
+                                 precision=precision, timeout_s=timeout, chunk_size=chunk))
+    return out
+
+
+def _refusal(index: int, exc: IntakeError) -> IntakeError:
+    """A PUB's refusal as the job's, naming the PUB."""
+    return IntakeError(f"pubs[{index}]: {exc.message}", code=exc.code, line=exc.line, column=exc.column,
+                       details={**(exc.details or {}), "pub": index})
+
+
+async def _replayed(api: ApiContext, key: str, tenant: str | None, digest: str) -> JobSubmitAnswer | None:
+    row = await api.read("job_get_by_idempotency_key", key=key, tenant=tenant)
+    if row is None:
+        return None
+    if row["request_hash"] != digest:
+        raise IdempotencyConflictError(key)
+    return JobSubmitAnswer(job_id=row["id"], status=row["status"], message="Job already submitted with this "
+                           "Idempotency-Key.", pubs=row["pubs"], tasks_total=row["tasks_total"],
+                           submitted_at=row["created_at"], correlation_id=row["correlation_id"])
+
+
+class JobController(Controller):
+    """POST/GET /jobs, GET /jobs/{job_id}, POST /jobs/{job_id}/cancel."""
+
+    path = "/jobs"
+    tags = ["jobs"]
+
+    @post("/", status_code=201, summary="Submit a primitive job (many PUBs)",
+          responses={200: ResponseSpec(data_container=JobSubmitAnswer, description="Idempotency-Key replay: the "
+                                                                                     "job of the earlier request"),
+                     **documented("400", "401", "409", "413", "422", "429", "503")})
+    async def submit_job(
+        self, request: Request[Any, Any, Any], data: JSONBody[JobSubmission], api: Api,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[JobSubmitAnswer]:
+        """Preflight every PUB and queue the job: one task per PUB, or per chunk of its parameter sets. Answers
+        201 with the job id; 200 with the same job for a replay with the same Idempotency-Key. One PUB refused
+        refuses the job (422, its index in `error.details.pub`), and nothing is queued."""
+        cid = correlation.from_scope(request.scope)
+        tenant = tenant_of(request.scope)
+        digest = submit.request_hash(data) if idempotency_key else None
+        if idempotency_key and digest and (earlier := await _replayed(api, idempotency_key, tenant, digest)):
+            return Response(earlier, status_code=200, headers={"Location": f"/jobs/{earlier.job_id}"})
+        submit.check_metadata(data.metadata)
+        prepared = await api.intake.prepare_many_async(_requests(data, api))
+        for index, item in enumerate(prepared):
+            if isinstance(item, IntakeError):
+                log.info("job rejected: pubs[%d]: %s", index, item.message,
+                         extra={"correlation_id": cid, "error": item.code})
+                raise _refusal(index, item)
+        template = TaskSpec(kind=data.kind, queue=data.queue, priority=data.priority,
+                            max_attempts=data.max_attempts, timeout_s=data.timeout_s, correlation_id=cid,
+                            tags=data.tags, tenant=tenant)
+        plan = jobs.plan(new_task_id(), data.kind, [p for p in prepared if isinstance(p, PreparedTask)], template)
+        if len(plan.tasks) > jobs.MAX_JOB_TASKS:
+            raise IntakeError(f"the job would make {len(plan.tasks)} tasks; the limit is {jobs.MAX_JOB_TASKS}: use "
+                              "a larger chunk_size or fewer PUBs", code="too_many_tasks",
+                              details={"tasks": len(plan.tasks), "limit": jobs.MAX_JOB_TASKS})
+        async with api.connection() as conn, limits.admitted(conn, api.settings, tenant, len(plan.tasks)):
+            async with conn.transaction():
+                row = await db.run_async(conn, "job_insert", **jobs.row(
+                    plan, kind=data.kind, queue=data.queue, tenant=tenant, idempotency_key=idempotency_key,
+                    request_hash=digest, correlation_id=cid, tags=data.tags, metadata=data.metadata))
+                if row is not None:
+                    await queue_async.enqueue_many(conn, plan.tasks)
+        if row is None:
+            # A concurrent request with the same key won the insert.
+            assert idempotency_key and digest
+            earlier = await _replayed(api, idempotency_key, tenant, digest)
+            if earlier is None:
+                raise IdempotencyConflictError(idempotency_key)
+            return Response(earlier, status_code=200, headers={"Location": f"/jobs/{earlier.job_id}"})
+        log.info("job submitted: %d PUBs in %d tasks", len(data.pubs), len(plan.tasks),
+                 extra={"correlation_id": cid, "job_id": str(plan.id), "kind": data.kind})
+        answer = JobSubmitAnswer(job_id=plan.id, status="pending", message="Job submitted successfully.",
+                                 pubs=len(data.pubs), tasks_total=len(plan.tasks), submitted_at=row["created_at"],
+                                 correlation_id=cid)
+        return Response(answer, status_code=201, headers={"Location": f"/jobs/{plan.id}"})
+
+    @get("/{job_id:str}", summary="A job: status, progress, failures and the assembled result",
+         responses=documented("400", "401", "404", "503"))
+    async def get_job(
+        self, request: Request[Any, Any, Any], job_id: FromPath[uuid.UUID], api: Api,
+        wait: Annotated[
+            float | None,
+            QueryParameter(ge=0, le=60, required=False,
+                           description="Long-poll: answer as soon as every task of the job has ended, or after "
+                                       "this many seconds (at most 60), whichever comes first."),
+        ] = None,
+        results: Annotated[
+            bool, QueryParameter(required=False, description="false leaves the results out (status only).")
+        ] = True,
+    ) -> JobDetail:
+        """The job now, or with `wait`, the moment it ends (or when `wait` runs out)."""
+        tenant = tenant_of(request.scope)
+        deadline = time.monotonic() + (wait or 0)
+        while True:
+            detail = await _detail(api, job_id, tenant, results=results)
+            remaining = deadline - time.monotonic()
+            if detail.status in _FINISHED or remaining <= 0:
+                return detail
+            ids = [r["id"] for r in await api.read("job_unfinished_task_ids", id=job_id)]
+            with contextlib.ExitStack() as stack:
+                ended = [stack.enter_context(api.waiters.watch(i)) for i in ids]
+                # Watched before re-reading: a task ending in between would otherwise be missed.
+                again = await api.read("job_unfinished_task_ids", id=job_id)
+                if again:
+                    await asyncio.wait(ended, timeout=remaining)
+
+    @get("/", summary="List jobs, newest first", responses=documented("400", "401", "503"))
+    async def list_jobs(
+        self, request: Request[Any, Any, Any], api: Api,
+        status: Annotated[
+            list[JobStatus] | None, QueryParameter(required=False, description="Any of these; repeat for several.")
+        ] = None,
+        queue: Annotated[str | None, QueryParameter(pattern=NAME_PATTERN, required=False)] = None,
+        kind: Annotated[str | None, QueryParameter(pattern=NAME_PATTERN, required=False)] = None,
+        tags: Annotated[
+            list[Tag] | None, QueryParameter(required=False, description="Jobs carrying every tag given; repeat.")
+        ] = None,
+        created_after: Annotated[datetime | None, QueryParameter(required=False)] = None,
+        created_before: Annotated[datetime | None, QueryParameter(required=False)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+        cursor: Annotated[
+            str | None, QueryParameter(required=False, description="next_cursor of the previous page, unchanged")
+        ] = None,
+    ) -> JobPage:
+        """Jobs matching every filter given, newest first, `limit` per page (keyset pagination)."""
+        after_created_at, after_id = decode_cursor(cursor) if cursor else (None, None)
+        rows = await api.read(
+            "job_list", tenant=tenant_of(request.scope), statuses=list(status) if status else None, queue=queue,
+            kind=kind, tags=tags or None, created_after=created_after, created_before=created_before,
+            cursor_created_at=after_created_at, cursor_id=after_id, limit=limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [JobSummary(job_id=r["id"], kind=r["kind"], status=r["status"], pubs=r["pubs"],
+                            tasks_total=r["tasks_total"], tasks_done=r["tasks_done"], queue=r["queue"],
+                            tags=r["tags"], correlation_id=r["correlation_id"], created_at=r["created_at"],
+                            finished_at=r["finished_at"]) for r in rows]
+        return JobPage(items=items, next_cursor=encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None)
+
+    @post("/{job_id:str}/cancel", status_code=200, summary="Cancel every unfinished task of a job",
+          responses=documented("400", "401", "404", "503"))
+    async def cancel_job(self, request: Request[Any, Any, Any], job_id: FromPath[uuid.UUID], api: Api) -> JobCancelAnswer:
+        """Pending tasks are cancelled at once, running ones asked to stop; finished ones keep their results.
+        Cancelling a finished job changes nothing (and says so)."""
+        async with api.connection() as conn:
+            row = await db.run_async(conn, "job_cancel", id=job_id, tenant=tenant_of(request.scope))
+        if not row["found"]:
+            raise JobNotFoundError(job_id)
+        log.info("job cancel: %d cancelled, %d asked to stop", row["cancelled"], row["cancel_requested"],
+                 extra={"correlation_id": correlation.from_scope(request.scope), "job_id": str(job_id)})
+        if not row["cancelled"] and not row["cancel_requested"]:
+            message = "Nothing to cancel: every task of the job had already finished."
+        else:
+            message = (f"{row['cancelled']} pending tasks cancelled; {row['cancel_requested']} running tasks asked "
+                       "to stop.")
+        return JobCancelAnswer(job_id=job_id, cancelled=row["cancelled"], cancel_requested=row["cancel_requested"],
+                               message=message)
+
+
+async def _detail(api: ApiContext, job_id: uuid.UUID, tenant: str | None, *, results: bool) -> JobDetail:
+    job = await api.read("job_get", id=job_id, tenant=tenant)
+    if job is None:
+        raise JobNotFoundError(job_id)
+    rows = await api.read("job_get_tasks", id=job_id, results=results)
+    if job["status"] in _FINISHED and job["seen_finished_at"] is None:
+        async with api.connection() as conn:
+            await db.run_async(conn, "job_mark_finished", id=job_id, finished_at=job["finished_at"])
+    failures = [JobFailure(pub=r["job_pub"], part=r["job_part"], task_id=r["id"], status=r["status"],
+                           error=r["error"]) for r in rows if r["status"] in ("failed", "cancelled")]
+    progress = JobProgress(tasks_done=job["tasks_done"], tasks_total=job["tasks_total"], pending=job["pending"],
+                           running=job["running"], completed=job["completed"], failed=job["failed"],
+                           cancelled=job["cancelled"])
+    return JobDetail(
+        job_id=job["id"], kind=job["kind"], status=job["status"],
+        message=jobs.status_message(job["status"], job["tasks_done"], job["tasks_total"], job["failed"],
+                                    job["cancelled"]),
+        pubs=job["pubs"], progress=progress, queue=job["queue"], tags=job["tags"], metadata=job["metadata"],
+        correlation_id=job["correlation_id"], created_at=job["created_at"], finished_at=job["finished_at"],
+        cancel_requested_at=job["cancel_requested_at"], failures=failures,
+        results=_results(job, rows) if results and job["status"] in _FINISHED else None,
+        tasks=[JobTask(task_id=r["id"], pub=r["job_pub"], part=r["job_part"], start=r["start"], stop=r["stop"],
+                       status=r["status"], worker_id=r["worker_id"]) for r in rows])
+
+
+def _results(job: dict[str, Any], rows: list[dict[str, Any]]) -> list[PubResult | None]:
+    """Each PUB's result joined from its parts; None for a PUB with a part that did not complete."""
+    by_pub: dict[int, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_pub.setdefault(r["job_pub"], []).append(r)
+    out: list[PubResult | None] = []
+    for pub, shape in enumerate(job["shapes"]):
+        parts = by_pub.get(pub, [])
+        if not parts or any(p["result_json"] is None for p in parts):
+            out.append(None)
+            continue
+        joined = jobs.join(job["kind"], shape, [_decoder.decode(p["result_json"]) for p in parts])
+        out.append(PubResult(shape=joined["shape"], data=joined["data"], metadata=joined["metadata"]))
+    return out
