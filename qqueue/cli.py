@@ -13,6 +13,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -21,6 +22,7 @@ from qqueue.config import Settings, load_settings
 from qqueue.errors import QQueueError
 
 if TYPE_CHECKING:
+    from qqueue.client import Client
     from qqueue.embedded import Attached
 
 app = typer.Typer(
@@ -37,6 +39,9 @@ app.add_typer(keys_app, name="keys")
 db_app = typer.Typer(help="The embedded PostgreSQL of --data-dir, used by every command given no --database-url.",
                      no_args_is_help=True)
 app.add_typer(db_app, name="db")
+jobs_app = typer.Typer(help="Primitive jobs (many PUBs under one id), through the HTTP API: needs --api-url.",
+                       no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
 
 T = TypeVar("T")
 
@@ -55,6 +60,55 @@ Concurrency = Annotated[
     int | None, typer.Option("--concurrency", "-c", min=1, max=1024, help="Slot processes (default: CPU cores).")
 ]
 Queues = Annotated[list[str] | None, typer.Option("--queue", "-q", help="Queue to consume; repeat for several.")]
+ApiUrl = Annotated[
+    str | None,
+    typer.Option("--api-url", envvar="QQUEUE_API_URL", show_envvar=True,
+                 help="A qqueue HTTP API, e.g. http://127.0.0.1:8000: submit, get, ls, cancel and jobs go through "
+                      "it instead of the database."),
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar="QQUEUE_API_KEY", show_envvar=True,
+                 help="API key for --api-url (servers started with --auth)."),
+]
+StatusFilter = Annotated[list[str] | None, typer.Option("--status", help="Only this status; repeat for several.")]
+TagFilter = Annotated[list[str] | None, typer.Option("--tag", help="Only those with this tag; repeat: all must match.")]
+
+#: Exit status of `submit --wait` and `jobs get --wait` when the wait ran out before the task (or job) ended.
+EXIT_STILL_RUNNING = 3
+WaitSeconds = Annotated[
+    float | None,
+    typer.Option("--wait", min=0,
+                 help=f"Wait up to this many seconds for it to end; exits {EXIT_STILL_RUNNING} if it has not."),
+]
+
+
+@dataclass(frozen=True)
+class _Remote:
+    """Where --api-url points, with its key."""
+
+    url: str
+    key: str | None
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from qqueue import __version__
+
+        typer.echo(f"qqueue {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    # Options before the command; the commands that can use the API read them from the context.
+    ctx.obj = _Remote(api_url, api_key) if api_url else None
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -281,7 +335,7 @@ def check(
         typer.echo(msgspec.json.encode({"ok": report.ok, **msgspec.structs.asdict(report)}).decode())
     else:
         for v in report.violations:
-            typer.echo(f"{v['task_id']}  {v['violation']}")
+            typer.echo(f"{v['task_id'] or 'job ' + str(v['job_id'])}  {v['violation']}")
         typer.echo(f"{'OK' if report.ok else 'BROKEN'}: {len(report.violations)} violations, "
                    f"{report.unfinished} tasks still pending or running")
     raise typer.Exit(0 if report.ok else 1)
@@ -327,9 +381,78 @@ def _print_json(value: Any) -> None:
     typer.echo(msgspec.json.encode(value, enc_hook=str).decode())
 
 
+def _typed(ctx: typer.Context, name: str) -> bool:
+    """Whether option `name` of this command was given on the command line (not by default or environment)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def _api(ctx: typer.Context, *, only_remote: str | None = None) -> Client | None:
+    """The client of --api-url, or None: the command then works on the database itself. A command that has no
+    database mode names itself in `only_remote`."""
+    remote = ctx.obj
+    if not isinstance(remote, _Remote):
+        if only_remote:
+            _fail(f"{only_remote} works through the HTTP API: give --api-url (or set QQUEUE_API_URL)")
+        return None
+    # Only flags typed on this command line conflict: a QQUEUE_DATABASE_URL in the environment is no choice.
+    given = [f"--{name.replace('_', '-')}" for name in ("database_url", "data_dir") if _typed(ctx, name)]
+    if given:
+        _fail(f"--api-url sends this command to the API, which has its own database; drop {' and '.join(given)}")
+    from qqueue.client import Client
+
+    return Client(remote.url, remote.key)
+
+
+@contextmanager
+def _talking(client: Client) -> Iterator[Client]:
+    """Use `client` and close it; the API's refusals and a server out of reach end as one line, exit 1."""
+    from qqueue.client import ApiError, TransportError
+
+    try:
+        with client:
+            yield client
+    except ApiError as exc:
+        _fail(str(exc))
+    except TransportError as exc:
+        _fail(exc.message)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _wire(value: Any) -> Any:
+    """An API answer (a Struct) as JSON-ready builtins."""
+    import msgspec
+
+    return msgspec.to_builtins(value)
+
+
+def _as_row(task: Any) -> dict[str, Any]:
+    """A task the API answered, shaped as the database's rows the terminal views print (`id`, not `task_id`)."""
+    row = _wire(task)
+    row["id"] = row["task_id"]
+    return row
+
+
+def _still_running(ctx: typer.Context, what: str, ident: Any, status: str, waited_s: float) -> None:
+    """Say that a wait ran out: which task, its state, and how to look again."""
+    root = ctx.find_root()
+    look = "qqueue"
+    if isinstance(root.obj, _Remote) and _typed(root, "api_url"):
+        look += f" --api-url {root.obj.url}"
+    look += " get" if what == "task" else " jobs get"
+    typer.secho(f"error: {what} {ident} is still {status} after waiting {waited_s:g} s; look again with "
+                f"`{look} {ident}` (add --wait SECONDS to wait longer)", err=True, fg=typer.colors.RED)
+
+
+#: One file's fate at submit: its task id or why it was refused, and what --json prints for it.
+Submitted = tuple[str, Any, str | None, Any]
+
+
 @app.command()
 def submit(
-    file: Annotated[str, typer.Argument(help="OpenQASM 2 or 3 file, or - for standard input.")],
+    ctx: typer.Context,
+    files: Annotated[list[str], typer.Argument(help="OpenQASM 2 or 3 files, queued together; - for standard input.")],
     shots: Annotated[int, typer.Option(help="Shots (1-100,000).")] = 1024,
     kind: Annotated[str, typer.Option(help="simulate, transpile or convert.")] = "simulate",
     queue: Annotated[str, typer.Option(help="Queue to put it on.")] = "default",
@@ -339,57 +462,240 @@ def submit(
     backend: Annotated[str | None, typer.Option(help="Fake IBM device to run with noise, e.g. fake_manila.")] = None,
     target: Annotated[str | None, typer.Option(help="For convert: qasm2, qasm3 or qir.")] = None,
     measure_all: Annotated[bool, typer.Option("--measure-all", help="Measure every qubit at the end.")] = False,
-    wait: Annotated[float | None, typer.Option(help="Wait up to this many seconds for the result.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Tag the tasks; repeat for several.")] = None,
+    metadata: Annotated[str | None, typer.Option(help="A JSON object kept with each task, e.g. '{\"run\": 7}'.")] = None,
+    delay: Annotated[float | None, typer.Option(min=0, help="Start no sooner than this many seconds from now.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Time limit of each attempt, in seconds (default: the "
+                                                       "worker's).")] = None,
+    max_attempts: Annotated[int, typer.Option(min=1, max=100, help="Tries before a task fails for good.")] = 3,
+    idempotency_key: Annotated[str | None, typer.Option(
+        help="Submitting again with this key queues nothing new (several files: KEY/0, KEY/1, …).")] = None,
+    wait: WaitSeconds = None,
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", help="With --wait, for convert and transpile: write the program it returns here.")] = None,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (an array for several files).")] = False,
 ) -> None:
-    """Submit a circuit; with --wait, show its counts as a histogram when it is done.
+    """Submit circuits, one task each, in one batch; with --wait, show each one's counts as a histogram when done.
 
-    Example: qqueue submit bell.qasm --shots 1000 --wait 30
+    Prints one task id a line, in the order of the files. A file that is refused is named on stderr while the
+    others are queued. Exits 1 when a file was refused or a task failed or was cancelled, else 3 when --wait
+    ran out before every task ended. With --api-url, goes through the HTTP API instead of the database.
+
+    Example: qqueue submit bell.qasm ghz.qasm --shots 1000 --tag nightly --wait 30
     """
+    if output is not None and (wait is None or len(files) != 1):
+        _fail("--output writes the result of one task: give one file and --wait")
+    if output is not None and kind not in ("convert", "transpile"):
+        _fail("--output writes the program a convert or transpile task returns; for other results use --json")
+    if timeout is not None and timeout <= 0:
+        _fail("--timeout must be more than 0 seconds")
+    sources = _read_sources(files)
+    options = {"seed": seed, "method": method, "backend": backend, "target": target, "measure_all": measure_all}
+    # What every task of the command shares, named as both TaskSubmission and TaskSpec name it.
+    common: dict[str, Any] = {"queue": queue, "priority": priority, "tags": tag or [], "delay_s": delay,
+                              "timeout_s": timeout, "max_attempts": max_attempts}
+    if metadata is not None:
+        common["metadata"] = _metadata(metadata)
+    api = _api(ctx)
+    if api is not None:
+        with _talking(api):
+            done = _submit_remote(api, files, sources, kind, shots, options, common, idempotency_key)
+            _report_submitted(ctx, done, wait, _remote_look(api), output, as_json)
+        return
+    settings = _settings(database_url=database_url, data_dir=data_dir)
+    done, url = _submit_local(settings, files, sources, kind, shots, options, common, idempotency_key)
+    _report_submitted(ctx, done, wait, _local_look(url), output, as_json)
+
+
+def _read_sources(files: list[str]) -> list[bytes]:
+    """Each file's bytes; a file over the source limit (or an endless pipe) is refused, never read whole."""
+    from qqueue.intake.model import IntakeLimits
+
+    if files.count("-") > 1:
+        _fail("standard input (-) can be read only once")
+    limit = IntakeLimits().max_source_bytes
+    sources = []
+    for file in files:
+        try:
+            with (open(file, "rb") if file != "-" else open(sys.stdin.fileno(), "rb", closefd=False)) as stream:
+                source = stream.read(limit + 1)
+        except OSError as exc:
+            _fail(f"cannot read {file}: {exc.strerror}")
+        if len(source) > limit:
+            _fail(f"{file} is larger than {limit} bytes, the limit for a circuit's source")
+        sources.append(source)
+    return sources
+
+
+def _metadata(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        _fail(f"--metadata is not JSON: {exc}")
+    if not isinstance(value, dict):
+        _fail("--metadata must be a JSON object, e.g. '{\"run\": 7}'")
+    return value
+
+
+def _item_key(key: str | None, index: int, count: int) -> str | None:
+    """Item `index`'s Idempotency-Key, as POST /tasks/batch derives them, so both paths key a batch alike."""
+    return key if key is None or count == 1 else f"{key}/{index}"
+
+
+def _submit_remote(api: Client, files: list[str], sources: list[bytes], kind: str, shots: int,
+                   options: dict[str, Any], common: dict[str, Any], key: str | None) -> list[Submitted]:
+    from qqueue.api.schemas import SimulationOptions, TaskSubmission
+
+    texts = []
+    for file, source in zip(files, sources, strict=True):
+        try:
+            texts.append(source.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            _fail(f"{file} is not UTF-8 text ({exc.reason} at byte {exc.start})")
+    opts = SimulationOptions(**options)
+    if len(files) == 1:
+        answer = api.submit(texts[0], kind=kind, shots=shots, options=opts, idempotency_key=key, **common)
+        return [(files[0], answer.task_id, None, _wire(answer))]
+    batch = api.submit_many([TaskSubmission(qc=text, kind=kind, shots=shots, options=opts, **common)
+                             for text in texts], idempotency_key=key)
+    done: list[Submitted] = []
+    for file, item in zip(files, batch.items, strict=True):
+        error = None
+        if item.error is not None:
+            where = f" (line {item.error.line}, column {item.error.column})" if item.error.line is not None else ""
+            error = item.error.message + where
+        done.append((file, item.task_id, error, {"file": file, **_wire(item)}))
+    return done
+
+
+def _submit_local(settings: Settings, files: list[str], sources: list[bytes], kind: str, shots: int,
+                  options: dict[str, Any], common: dict[str, Any], key: str | None) -> tuple[list[Submitted], str]:
+    """Prepare each file here and queue those that pass in one statement, as POST /tasks/batch does."""
     from qqueue import queue as q
-    from qqueue.intake import IntakeLimits, prepare
+    from qqueue.errors import IntakeError
+    from qqueue.intake import prepare
     from qqueue.tasks import TaskSpec
 
-    limit = IntakeLimits().max_source_bytes
-    try:
-        # Never more than the limit and one byte: a huge file (or an endless pipe) is refused, not read whole.
-        with (open(file, "rb") if file != "-" else open(sys.stdin.fileno(), "rb", closefd=False)) as stream:
-            source = stream.read(limit + 1)
-    except OSError as exc:
-        _fail(f"cannot read {file}: {exc.strerror}")
-    if len(source) > limit:
-        _fail(f"{file} is larger than {limit} bytes, the limit for a circuit's source")
-    settings = _settings(database_url=database_url, data_dir=data_dir)
-    options = {"seed": seed, "method": method, "backend": backend, "target": target, "measure_all": measure_all}
-    prepared = _guard(lambda: prepare(source, kind=kind, shots=shots, options=options,
-                                      timeout_s=settings.default_timeout_s))
-    spec = TaskSpec(kind=kind, queue=queue, priority=priority, payload=prepared.payload, profile=prepared.profile,
-                    cache_key=prepared.cache_key)
+    limit_s = common["timeout_s"] or settings.default_timeout_s
+    specs: dict[int, TaskSpec] = {}
+    refused: dict[int, str] = {}
+    for index, (file, source) in enumerate(zip(files, sources, strict=True)):
+        if len(files) == 1:  # one file: its refusal is the command's error, as it always was
+            prepared = _guard(lambda s=source: prepare(s, kind=kind, shots=shots, options=options, timeout_s=limit_s))
+        else:
+            try:
+                prepared = prepare(source, kind=kind, shots=shots, options=options, timeout_s=limit_s)
+            except IntakeError as exc:
+                where = f" (line {exc.line}, column {exc.column})" if exc.line is not None else ""
+                refused[index] = exc.message + where
+                continue
+            except QQueueError as exc:
+                _fail(exc.message)
+        specs[index] = TaskSpec(kind=kind, payload=prepared.payload, profile=prepared.profile,
+                                cache_key=prepared.cache_key, idempotency_key=_item_key(key, index, len(files)),
+                                **common)
     url = _url(settings)
-    task_id = _connected(url, lambda conn: q.enqueue(conn, spec)).id
+    queued = _connected(url, lambda conn: q.enqueue_many(conn, list(specs.values()))) if specs else []
+    ids = dict(zip(specs, (t.id for t in queued), strict=True))
+    done: list[Submitted] = []
+    for index, file in enumerate(files):
+        value: dict[str, Any] = {"task_id": ids[index], "status": "pending"} if index in ids else {
+            "error": refused[index]}
+        done.append((file, ids.get(index), refused.get(index), value if len(files) == 1 else {"file": file, **value}))
+    return done, url
+
+
+#: Waits for one task up to some seconds; answers its row for the terminal and its value for --json.
+Look = Callable[[Any, float], tuple[dict[str, Any], Any]]
+
+
+def _remote_look(api: Client) -> Look:
+    def look(task_id: Any, seconds: float) -> tuple[dict[str, Any], Any]:
+        from qqueue.client import WaitTimeoutError
+
+        try:
+            detail = api.wait(task_id, timeout=seconds)
+        except WaitTimeoutError as exc:
+            detail = exc.last
+        return _as_row(detail), _wire(detail)
+
+    return look
+
+
+def _local_look(url: str) -> Look:
+    from qqueue import queue as q
+
+    def look(task_id: Any, seconds: float) -> tuple[dict[str, Any], Any]:
+        def until_done(conn: Any) -> dict[str, Any]:
+            q.wait_finished(conn, task_id, timeout_s=seconds)
+            return _task_detail(conn, task_id)
+
+        task = _connected(url, until_done)
+        return task, task
+
+    return look
+
+
+def _report_submitted(ctx: typer.Context, done: list[Submitted], wait: float | None, look: Look,
+                      output: str | None, as_json: bool) -> None:
+    """Print what `submit` queued (with --wait, how each task ended) and exit with the command's status."""
+    import time
+
+    for file, _, error, _ in done:
+        if error is not None:
+            typer.secho(f"error: {file}: {error}", err=True, fg=typer.colors.RED)
+    code = 1 if any(error is not None for _, _, error, _ in done) else 0
+    values = [value for *_, value in done]
     if wait is None:
-        _print_json({"task_id": task_id, "status": "pending"}) if as_json else typer.echo(task_id)
-        return
+        if as_json:
+            _print_json(values[0] if len(done) == 1 else values)
+        else:
+            for _, task_id, _, _ in done:
+                if task_id is not None:
+                    typer.echo(task_id)
+        raise typer.Exit(code)
     from qqueue.console import console, task_details
 
-    def until_done(conn: Any) -> dict[str, Any]:
-        q.wait_finished(conn, task_id, timeout_s=wait)
-        return _task_detail(conn, task_id)
-
-    with console.status(f"waiting for {task_id}…"):
-        task = _connected(url, until_done)
+    deadline = time.monotonic() + wait
+    for position, (_, task_id, _, _) in enumerate(done):
+        if task_id is None:
+            continue
+        with console.status(f"waiting for {task_id}…"):
+            task, values[position] = look(task_id, max(0.0, deadline - time.monotonic()))
+        if not as_json:
+            task_details(task)
+        status = str(task["status"])
+        if status in ("failed", "cancelled"):
+            code = 1
+        elif status != "completed":
+            _still_running(ctx, "task", task_id, status, wait)
+            code = code or EXIT_STILL_RUNNING
+        elif output is not None:
+            _write_output(output, task)
     if as_json:
-        _print_json(task)
-    else:
-        task_details(task)
-    if task["status"] != "completed":
-        raise typer.Exit(1 if task["status"] in ("failed", "cancelled") else 3)
+        _print_json(values[0] if len(done) == 1 else values)
+    raise typer.Exit(code)
+
+
+def _write_output(path: str, task: dict[str, Any]) -> None:
+    """The program text a convert (`source`) or transpile (`qasm3`) result holds, written to `path`."""
+    result = task.get("result")
+    text = (result.get("source") or result.get("qasm3")) if isinstance(result, dict) else None
+    if not isinstance(text, str):
+        _fail(f"the result of task {task['id']} holds no program text to write to {path}")
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        _fail(f"cannot write {path}: {exc.strerror}")
+    _note(f"wrote the {task['kind']} result of {task['id']} to {path}")
 
 
 @app.command()
 def get(
+    ctx: typer.Context,
     task_id: Annotated[str, typer.Argument(help="The task's id.")],
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
@@ -400,10 +706,16 @@ def get(
     Example: qqueue get 01a2f3c4-0000-7000-8000-000000000000
     """
     tid = _task_id(task_id)
-    url = _url(_settings(database_url=database_url, data_dir=data_dir))
-    task = _connected(url, lambda conn: _task_detail(conn, tid))
+    api = _api(ctx)
+    if api is not None:
+        with _talking(api):
+            detail = api.get(tid)
+        task, value = _as_row(detail), _wire(detail)
+    else:
+        url = _url(_settings(database_url=database_url, data_dir=data_dir))
+        task = value = _connected(url, lambda conn: _task_detail(conn, tid))
     if as_json:
-        _print_json(task)
+        _print_json(value)
     else:
         from qqueue.console import task_details
 
@@ -412,10 +724,11 @@ def get(
 
 @app.command("ls")
 def list_tasks(
-    status: Annotated[list[str] | None, typer.Option(help="Only this status; repeat for several.")] = None,
+    ctx: typer.Context,
+    status: StatusFilter = None,
     queue: Annotated[str | None, typer.Option(help="Only this queue.")] = None,
     kind: Annotated[str | None, typer.Option(help="Only this kind.")] = None,
-    tag: Annotated[list[str] | None, typer.Option(help="Only tasks with this tag; repeat: all must match.")] = None,
+    tag: TagFilter = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="How many, newest first.")] = 20,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
@@ -428,23 +741,34 @@ def list_tasks(
     from qqueue import db
     from qqueue.tasks import TaskStatus
 
-    for value in status or []:
-        if value not in {s.value for s in TaskStatus}:
-            _fail(f"unknown status {value!r}; use one of {', '.join(s.value for s in TaskStatus)}")
-    url = _url(_settings(database_url=database_url, data_dir=data_dir))
-    rows = _connected(url, lambda conn: db.run(
-        conn, "task_list", tenant=None, statuses=status or None, queue=queue, kind=kind, tags=tag or None, created_after=None,
-        created_before=None, cursor_created_at=None, cursor_id=None, limit=limit))
+    _check_statuses(status, [s.value for s in TaskStatus])
+    api = _api(ctx)
+    if api is not None:
+        with _talking(api):
+            page = api.list(status=status, queue=queue, kind=kind, tags=tag, limit=limit)
+        rows, values = [_as_row(t) for t in page.items], [_wire(t) for t in page.items]
+    else:
+        url = _url(_settings(database_url=database_url, data_dir=data_dir))
+        rows = values = _connected(url, lambda conn: db.run(
+            conn, "task_list", tenant=None, statuses=status or None, queue=queue, kind=kind, tags=tag or None,
+            created_after=None, created_before=None, cursor_created_at=None, cursor_id=None, limit=limit))
     if as_json:
-        _print_json(rows)
+        _print_json(values)
     else:
         from qqueue.console import table
 
         table(rows, ["id", "status", "kind", "queue", "attempt", "created_at", "finished_at"])
 
 
+def _check_statuses(given: list[str] | None, known: list[str]) -> None:
+    for value in given or []:
+        if value not in known:
+            _fail(f"unknown status {value!r}; use one of {', '.join(known)}")
+
+
 @app.command()
 def cancel(
+    ctx: typer.Context,
     task_id: Annotated[str, typer.Argument(help="The task's id.")],
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
@@ -456,9 +780,110 @@ def cancel(
     from qqueue import queue as q
 
     tid = _task_id(task_id)
-    url = _url(_settings(database_url=database_url, data_dir=data_dir))
-    outcome = _connected(url, lambda conn: q.cancel(conn, tid))
+    api = _api(ctx)
+    if api is not None:
+        with _talking(api):
+            outcome = api.cancel(tid).status
+    else:
+        url = _url(_settings(database_url=database_url, data_dir=data_dir))
+        outcome = _connected(url, lambda conn: q.cancel(conn, tid))
     typer.echo("cancelled" if outcome == "cancelled" else "cancel requested; its worker will stop it")
+
+
+@jobs_app.command("ls")
+def jobs_list(
+    ctx: typer.Context,
+    status: StatusFilter = None,
+    queue: Annotated[str | None, typer.Option(help="Only this queue.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only this primitive: sample or estimate.")] = None,
+    tag: TagFilter = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many, newest first.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """List jobs, newest first.
+
+    Example: qqueue --api-url http://127.0.0.1:8000 jobs ls --status running
+    """
+    from typing import get_args
+
+    from qqueue.api.schemas import JobStatus
+
+    _check_statuses(status, list(get_args(JobStatus)))
+    with _talking(_jobs_api(ctx, "qqueue jobs ls")) as api:
+        page = api.list_jobs(status=status, queue=queue, kind=kind, tags=tag, limit=limit)
+    values = [_wire(j) for j in page.items]
+    if as_json:
+        _print_json(values)
+        return
+    from qqueue.console import table
+
+    for row in values:
+        row["tasks"] = f"{row['tasks_done']}/{row['tasks_total']}"
+    table(values, ["job_id", "status", "kind", "pubs", "tasks", "queue", "created_at", "finished_at"])
+
+
+@jobs_app.command("get")
+def jobs_get(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(help="The job's id.")],
+    wait: WaitSeconds = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show a job: status, progress, failures and results; with --wait, once it has ended (exits 1 when it
+    failed or was cancelled, 3 when the wait ran out first).
+
+    Example: qqueue --api-url http://127.0.0.1:8000 jobs get 01a2f3c4-0000-7000-8000-000000000000 --wait 60
+    """
+    from qqueue.client import WaitTimeoutError
+
+    jid = _task_id(job_id)
+    with _talking(_jobs_api(ctx, "qqueue jobs get")) as api:
+        try:
+            job = api.get_job(jid) if wait is None else api.wait_job(jid, timeout=wait)
+        except WaitTimeoutError as exc:
+            job = exc.last
+    if as_json:
+        _print_json(_wire(job))
+    else:
+        _job_details(job)
+    if wait is not None and job.status not in ("completed", "failed", "cancelled"):
+        _still_running(ctx, "job", jid, job.status, wait)
+        raise typer.Exit(EXIT_STILL_RUNNING)
+    raise typer.Exit(1 if wait is not None and job.status != "completed" else 0)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
+    """Cancel a job: its pending tasks at once, its running ones as soon as their workers hear of it.
+
+    Example: qqueue --api-url http://127.0.0.1:8000 jobs cancel 01a2f3c4-0000-7000-8000-000000000000
+    """
+    jid = _task_id(job_id)
+    with _talking(_jobs_api(ctx, "qqueue jobs cancel")) as api:
+        answer = api.cancel_job(jid)
+    typer.echo(f"cancelled {answer.cancelled} tasks; asked {answer.cancel_requested} running ones to stop")
+
+
+def _jobs_api(ctx: typer.Context, command: str) -> Client:
+    api = _api(ctx, only_remote=command)
+    assert api is not None
+    return api
+
+
+def _job_details(job: Any) -> None:
+    """Print one job: its facts, progress, what failed and the results."""
+    from qqueue.console import console, table
+
+    p = job.progress
+    console.print(f"[bold]{job.job_id}[/bold]  {job.status}  kind={job.kind} pubs={job.pubs} queue={job.queue} "
+                  f"tasks={p.tasks_done}/{p.tasks_total} (pending {p.pending}, running {p.running}, "
+                  f"completed {p.completed}, failed {p.failed}, cancelled {p.cancelled})")
+    console.print(job.message)
+    if job.failures:
+        rows = [{**_wire(f), "error": (f.error or {}).get("message")} for f in job.failures]
+        table(rows, ["pub", "part", "task_id", "status", "error"], title="failures")
+    if job.results is not None:
+        console.print_json(data=_wire(job.results))
 
 
 @app.command()
@@ -674,6 +1099,30 @@ def bench_circuits(
 
     with _bench_database(database_url, data_dir) as url:
         figures = _guard(lambda: run_circuits_bench(url, tasks=tasks, concurrency=concurrency, shots=shots))
+    _print_figures(figures, as_json)
+
+
+@bench_app.command("sweep")
+def bench_sweep(
+    sets: Annotated[int, typer.Option(min=10, max=100_000, help="Parameter sets of the one PUB.")] = 1000,
+    qubits: Annotated[int, typer.Option(min=2, max=20, help="Qubits of the ansatz.")] = 8,
+    layers: Annotated[int, typer.Option(min=1, max=20, help="Layers of the ansatz (2 x qubits parameters each).")] = 3,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Parameter sets per task.")] = 250,
+    rounds: Annotated[int, typer.Option(min=1, max=20, help="Interleaved rounds; medians are reported.")] = 3,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """An estimator sweep: sets/s of Aer's EstimatorV2 in-process (the limit) and through qqueue with one and
+    with two workers, side by side.
+
+    Example: qqueue bench sweep --sets 1000 --chunk-size 250 --json
+    """
+    from qqueue.bench.sweep import run_sweep_bench
+
+    with _bench_database(database_url, data_dir) as url:
+        figures = _guard(lambda: run_sweep_bench(url, sets=sets, qubits=qubits, layers=layers, chunk_size=chunk_size,
+                                                 rounds=rounds))
     _print_figures(figures, as_json)
 
 

@@ -16,9 +16,11 @@ from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin, Swagg
 import qqueue
 from qqueue.api import correlation
 from qqueue.api.auth import bearer_auth
+from qqueue.api.backends import BackendController
 from qqueue.api.context import ApiContext
 from qqueue.api.errors import EXCEPTION_HANDLERS, JsonBodyRequest
 from qqueue.api.health import OperationsController
+from qqueue.api.jobs import JobController
 from qqueue.api.tasks import BatchController, TaskController
 from qqueue.config import Settings
 
@@ -39,9 +41,9 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
         type="http", scheme="bearer", description="A key from `qqueue keys create`.")})
     app = Litestar(
         route_handlers=[
-            Router(path="/", route_handlers=[TaskController, OperationsController],
+            Router(path="/", route_handlers=[TaskController, OperationsController, BackendController],
                    request_max_body_size=settings.api_max_body_bytes),
-            Router(path="/", route_handlers=[BatchController], request_max_body_size=settings.api_max_batch_body_bytes),
+            Router(path="/", route_handlers=[BatchController, JobController], request_max_body_size=settings.api_max_batch_body_bytes),
         ],
         dependencies={"api": Provide(lambda: context, use_cache=True, sync_to_thread=False)},
         lifespan=[context.lifespan],

@@ -23,7 +23,7 @@ def _devices() -> dict[str, str]:
     out = {}
     for name in dir(fake_provider):
         match = re.fullmatch(r"Fake(\w+)V2", name)
-        if match:
+        if match and not name.startswith("FakeProvider"):  # FakeProviderForBackendV2 is no device
             out[f"fake_{match[1].lower()}"] = name
     return out
 
