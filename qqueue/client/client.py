@@ -14,6 +14,7 @@ import asyncio
 import builtins
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -86,6 +87,9 @@ class Client(_Base):
         super().__init__(url, api_key, timeout, retries, backoff_s)
         self._http = httpx.Client(base_url=self._ops.url, headers=self._headers, timeout=timeout,
                                   transport=transport)
+        # Primitives and backends made with a URL own their client, and Qiskit code never closes those:
+        # the connections are closed when the client is collected.
+        weakref.finalize(self, self._http.close)
 
     # --- driving the operations -----------------------------------------------------------------------------
 

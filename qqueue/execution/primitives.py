@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import time
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -19,17 +18,10 @@ from qiskit.primitives.containers.bindings_array import BindingsArray
 from qiskit_aer import AerSimulator
 from qiskit_aer.primitives import EstimatorV2, SamplerV2
 
+from qqueue.execution import backends
 from qqueue.execution.quantum import load_circuit, simulation_errors, simulator_memory_mb
 from qqueue.execution.registry import kind
 from qqueue.execution.versions import library_versions
-
-
-@lru_cache(maxsize=16)
-def _simulator(method: str, max_memory_mb: int | None) -> AerSimulator:
-    options: dict[str, Any] = {"method": method}
-    if max_memory_mb:
-        options["max_memory_mb"] = max_memory_mb
-    return AerSimulator(**options)
 
 
 def bindings(payload: dict[str, Any]) -> BindingsArray:
@@ -41,14 +33,18 @@ def bindings(payload: dict[str, Any]) -> BindingsArray:
     return BindingsArray(data={tuple(names): values})
 
 
-def _prepared(payload: dict[str, Any]) -> tuple[QuantumCircuit, AerSimulator, int, float]:
+def _prepared(payload: dict[str, Any]) -> tuple[QuantumCircuit, AerSimulator, dict[str, Any], int, float]:
+    """The circuit, the simulator, its run options (the task's memory ceiling, the seed), the seed, parse time."""
     started = time.perf_counter()
     method = payload.get("method") or "automatic"
     circuit = load_circuit(payload["circuit"], method)
     seed = payload.get("seed")
     if seed is None:
         seed = random.randrange(2**31)
-    return circuit, _simulator(method, simulator_memory_mb(payload)), seed, time.perf_counter() - started
+    run_options: dict[str, Any] = {"seed_simulator": seed}
+    if (limit := simulator_memory_mb(payload)) is not None:
+        run_options["max_memory_mb"] = limit
+    return circuit, backends.ideal_simulator(method), run_options, seed, time.perf_counter() - started
 
 
 def _metadata(result_metadata: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
@@ -64,10 +60,11 @@ def _metadata(result_metadata: dict[str, Any], payload: dict[str, Any]) -> dict[
 def sample(payload: dict[str, Any]) -> dict[str, Any]:
     """Aer's SamplerV2 on one PUB: per classical register, counts for every parameter set (and bitstrings
     with option memory), flat in row-major order of the PUB's shape."""
-    circuit, simulator, seed, parse_s = _prepared(payload)
+    circuit, simulator, run_options, seed, parse_s = _prepared(payload)
+    sampler = SamplerV2.from_backend(simulator, seed=seed, options={"run_options": run_options})
     started = time.perf_counter()
     with simulation_errors(payload):
-        pub = SamplerV2.from_backend(simulator, seed=seed).run(
+        pub = sampler.run(
             [(circuit, bindings(payload), payload["shots"])]).result()[0]
     ran = time.perf_counter()
     size = int(np.prod(payload["shape"], dtype=np.int64))
@@ -90,8 +87,8 @@ def estimate(payload: dict[str, Any]) -> dict[str, Any]:
     """Aer's EstimatorV2 on one PUB: expectation values and their standard deviations, flat in row-major order
     of the PUB's broadcast shape. Precision 0 is exact; otherwise, as Aer does, the exact value plus normal
     noise of that standard deviation."""
-    circuit, simulator, seed, parse_s = _prepared(payload)
-    estimator = EstimatorV2.from_backend(simulator, options={"run_options": {"seed_simulator": seed}})
+    circuit, simulator, run_options, seed, parse_s = _prepared(payload)
+    estimator = EstimatorV2.from_backend(simulator, options={"run_options": run_options})
     started = time.perf_counter()
     with simulation_errors(payload):
         pub = estimator.run([(circuit, payload["observables"], bindings(payload), payload["precision"])]).result()[0]

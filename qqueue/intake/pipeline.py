@@ -70,7 +70,13 @@ def run(request: IntakeRequest) -> PreparedTask:
     cost = preflight.Charge(method=opts.method, memory_bytes=0, estimate_s=0.0, shot_by_shot=False)
     if kind in ("simulate", *PRIMITIVE_KINDS):
         circuit, cost = _runnable(circuit, opts, max(shots, 1), limits, scan, text)
-        cost = preflight.repeated(cost, runs)
+        if sweep is not None and sweep.observables is not None:
+            # Aer runs each parameter set once, then takes every distinct Pauli term's expectation value.
+            cost = preflight.repeated(cost, sweeps.sets(_sweep_shape(sweep)))
+            cost = preflight.with_observables(cost, circuit.num_qubits, sweeps.distinct_terms(sweep.observables),
+                                              sweeps.sets(_sweep_shape(sweep)))
+        else:
+            cost = preflight.repeated(cost, runs)
     else:
         _refuse_opaque(circuit, scan)
     timed = kind in ("simulate", *PRIMITIVE_KINDS)
@@ -130,6 +136,16 @@ def _sweep(request: IntakeRequest, circuit: QuantumCircuit, limits: IntakeLimits
         flat = values.reshape(n, len(parameters)) if parameters else values.reshape(n, 0)
         return sweeps.Sweep(parameters=parameters, values=flat.tolist(), shape=list(shape))
     return sweeps.whole(parameters, values, observables, shape)
+
+
+def _sweep_shape(sweep: sweeps.Sweep) -> list[int]:
+    """The shape of a sweep's parameter sets (its values without their last axis)."""
+    values = sweep.values
+    shape: list[int] = []
+    while isinstance(values, list) and values and isinstance(values[0], list):
+        shape.append(len(values))
+        values = values[0]
+    return shape
 
 
 def _parts(payload: dict[str, Any], request: IntakeRequest, circuit: QuantumCircuit,

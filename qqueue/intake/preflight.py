@@ -207,8 +207,8 @@ def check_limits(circuit: QuantumCircuit, cost: Charge, limits: IntakeLimits, *,
         why = " (it must be simulated shot by shot)" if cost.shot_by_shot else ""
         raise IntakeError(
             f"the {cost.method} simulation of this circuit would take at least {human_seconds(cost.estimate_s)}"
-            f"{why}, longer than its timeout of {human_seconds(timeout_s)}. Use fewer shots or qubits, or set a "
-            "longer timeout_s", code="too_slow",
+            f"{why}, longer than its timeout of {human_seconds(timeout_s)}. Use fewer shots, parameter sets, "
+            "observable terms or qubits, or set a longer timeout_s", code="too_slow",
             details={"estimate_s": round(cost.estimate_s, 3), "timeout_s": timeout_s, "method": cost.method,
                      "shot_by_shot": cost.shot_by_shot})
 
@@ -227,6 +227,19 @@ def check_result_size(clbits: int, shots: int, limits: IntakeLimits, *, memory: 
                           + f" could reach {human_bytes(size)}; the limit is {human_bytes(limits.max_result_bytes)}",
                           code="result_too_large", details={"result_bytes": size,
                                                             "limit_bytes": limits.max_result_bytes})
+
+
+def with_observables(cost: Charge, qubits: int, terms: int, parameter_sets: int) -> Charge:
+    """The charge of an estimate: on top of the runs, each distinct Pauli term is an expectation value per
+    parameter set, a pass over the state (or the tableau)."""
+    if cost.method in ("statevector", "density_matrix"):
+        per_term = (2.0 ** qubits if cost.method == "statevector" else 4.0 ** qubits) * STATEVECTOR_S_PER_AMPLITUDE_OP
+    elif cost.method == "stabilizer":
+        per_term = qubits * qubits * STABILIZER_S_PER_QUBIT_OP
+    else:
+        per_term = 0.0
+    return Charge(method=cost.method, memory_bytes=cost.memory_bytes,
+                  estimate_s=cost.estimate_s + terms * parameter_sets * per_term, shot_by_shot=cost.shot_by_shot)
 
 
 def repeated(cost: Charge, runs: int) -> Charge:

@@ -211,6 +211,19 @@ def _flatten(tree: Any) -> list[tuple[dict[str, float], None]]:
     return [(tree, None)]
 
 
+def distinct_terms(observables: Any) -> int:
+    """Distinct Pauli strings over (nested lists of) term objects."""
+    seen: set[str] = set()
+    stack = [observables]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            seen.update(item)
+    return len(seen)
+
+
 def broadcast(values: np.ndarray, observables: np.ndarray | None, limits: SweepLimits) -> tuple[int, ...]:
     """The PUB's shape: the sweep's, broadcast against the observables' for estimate."""
     sweep = values.shape[:-1] if values.ndim else ()

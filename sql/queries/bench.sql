@@ -1,10 +1,8 @@
 -- Named queries of the benchmarks (see tasks.sql for the header format).
 
--- name: bench_delete_job :exec
--- A benchmark's job, its tasks (cascade) and their history.
-DELETE FROM qqueue.jobs WHERE id = %(id)s;
-
 -- name: bench_delete_queue :exec
+-- A benchmark's tasks, its jobs (whose tasks go with them) and their history.
+WITH jobs AS (DELETE FROM qqueue.jobs WHERE queue = %(queue)s)
 DELETE FROM qqueue.tasks WHERE queue = %(queue)s;
 
 -- name: bench_fill_finished :exec

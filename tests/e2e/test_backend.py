@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister, qasm3, transpile
 from qiskit.circuit import Clbit, Gate, Parameter
 from qiskit.primitives import BackendEstimatorV2, BackendSamplerV2
@@ -25,53 +24,18 @@ from qiskit.providers.exceptions import JobError
 from qiskit.quantum_info import SparsePauliOp, Statevector
 from qiskit_aer import AerSimulator
 
-from qqueue import db
 from qqueue.client import ApiError, Client
 from qqueue.client.backend import AER_SEED_STEP, CircuitRejectedError, QQueueBackend
 from qqueue.execution.backends import available_backends, device
 from qqueue.intake.model import IntakeLimits
-from tests.conftest import WorkerProcess, live_workers, wait_until
+from tests.conftest import WorkerProcess
 from tests.e2e.api_support import ApiServer
+from tests.e2e.test_api import api, module_db, sql, worker  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 
 
 # --- fixtures: one API, one worker, one database for the module (starting them is most of the cost) -------------
-
-
-@pytest.fixture(scope="module")
-def module_db(server_url: str, template_db: str) -> Iterator[str]:
-    name = f"qqueue_backend_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"'.encode())
-    yield make_conninfo(server_url, dbname=name)
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
-                      "AND pid <> pg_backend_pid()", (name,))
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"'.encode())
-
-
-@pytest.fixture(scope="module")
-def sql(module_db: str) -> Iterator[psycopg.Connection[Any]]:
-    with db.connection(module_db) as conn:
-        yield conn
-
-
-@pytest.fixture(scope="module")
-def api(module_db: str) -> Iterator[ApiServer]:
-    server = ApiServer(module_db)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def worker(module_db: str, sql: psycopg.Connection[Any]) -> Iterator[WorkerProcess]:
-    proc = WorkerProcess(module_db, "--concurrency", "2")
-    wait_until(lambda: live_workers(sql) >= 1, timeout_s=60)
-    yield proc
-    proc.kill_all()
-    print(f"--- worker {proc.pid} output ---\n{proc.output()}")
-    proc.log.close()
 
 
 @pytest.fixture(scope="module")

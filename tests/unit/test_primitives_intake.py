@@ -198,3 +198,15 @@ def test_the_clients_export_keeps_the_parameter_order():
     source, _ = _named(circuit)
     parsed = qasm3.loads(source)
     assert [p.name for p in parsed.parameters] == [f"_qq_p{i:05d}" for i in range(12)]
+
+
+def test_an_estimate_is_charged_for_every_parameter_set_and_term():
+    wide = 'OPENQASM 3.0; include "stdgates.inc"; input float a; qubit[24] q; rx(a) q[0]; h q;'
+    terms = {format(i, "024b").replace("0", "X").replace("1", "Z"): 1.0 for i in range(2000)}
+    with pytest.raises(IntakeError) as caught:
+        pipeline.run(IntakeRequest(qc=wide, kind="estimate", parameter_values=[[0.1]] * 100, observables=terms,
+                                   timeout_s=60))
+    assert caught.value.code == "too_slow" and "parameter sets, observable terms" in caught.value.message
+    one = pipeline.run(IntakeRequest(qc=wide, kind="estimate", parameter_values=[0.1], observables="Z" * 24,
+                                     timeout_s=60))
+    assert one.profile["estimate_s"] < 60
