@@ -18,8 +18,10 @@ import msgspec
 from qqueue.intake.model import PreparedTask
 from qqueue.tasks import TaskSpec
 
-#: Most tasks one job may make (its PUBs' parts together).
+#: Most tasks one job may make (its PUBs' parts together), and the most its results may hold together (every
+#: reader of the job loads them: GET /jobs/{id} joins them in one answer).
 MAX_JOB_TASKS = 10_000
+MAX_JOB_RESULT_BYTES = 256 * 1024**2
 
 
 class JobPlan(msgspec.Struct, kw_only=True, frozen=True):
@@ -29,6 +31,8 @@ class JobPlan(msgspec.Struct, kw_only=True, frozen=True):
     shapes: list[list[int]]
     sizes: list[int]
     tasks: list[TaskSpec]
+    #: Upper bound of the size of all its results, as intake measured each PUB's.
+    result_bytes: int
 
 
 def plan(job_id: uuid.UUID, kind: str, prepared: Sequence[PreparedTask], template: TaskSpec) -> JobPlan:
@@ -43,7 +47,8 @@ def plan(job_id: uuid.UUID, kind: str, prepared: Sequence[PreparedTask], templat
             tasks.append(msgspec.structs.replace(
                 template, kind=kind, payload=piece.payload, profile=piece.profile, cache_key=piece.cache_key,
                 job_id=job_id, job_pub=pub, job_part=part))
-    return JobPlan(id=job_id, shapes=shapes, sizes=[math.prod(s) for s in shapes], tasks=tasks)
+    return JobPlan(id=job_id, shapes=shapes, sizes=[math.prod(s) for s in shapes], tasks=tasks,
+                   result_bytes=sum(int(p.profile.get("result_bytes") or 0) for p in prepared))
 
 
 def row(plan: JobPlan, *, kind: str, queue: str, tenant: str | None, idempotency_key: str | None = None,

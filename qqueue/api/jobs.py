@@ -123,6 +123,11 @@ class JobController(Controller):
                             max_attempts=data.max_attempts, timeout_s=data.timeout_s, correlation_id=cid,
                             tags=data.tags, tenant=tenant)
         plan = jobs.plan(new_task_id(), data.kind, [p for p in prepared if isinstance(p, PreparedTask)], template)
+        if plan.result_bytes > jobs.MAX_JOB_RESULT_BYTES:
+            raise IntakeError(f"the job's results could reach {plan.result_bytes // 2**20} MiB; the limit is "
+                              f"{jobs.MAX_JOB_RESULT_BYTES // 2**20} MiB: split it into several jobs, or ask for fewer "
+                              "shots or parameter sets", code="result_too_large",
+                              details={"result_bytes": plan.result_bytes, "limit_bytes": jobs.MAX_JOB_RESULT_BYTES})
         if len(plan.tasks) > jobs.MAX_JOB_TASKS:
             raise IntakeError(f"the job would make {len(plan.tasks)} tasks; the limit is {jobs.MAX_JOB_TASKS}: use "
                               "a larger chunk_size or fewer PUBs", code="too_many_tasks",
@@ -234,7 +239,8 @@ async def _detail(api: ApiContext, job_id: uuid.UUID, tenant: str | None, *, res
     job = await api.read("job_get", id=job_id, tenant=tenant)
     if job is None:
         raise JobNotFoundError(job_id)
-    rows = await api.read("job_get_tasks", id=job_id, results=results)
+    # Results are read only once there is a whole job to join.
+    rows = await api.read("job_get_tasks", id=job_id, results=results and job["status"] in _FINISHED)
     if job["status"] in _FINISHED and job["seen_finished_at"] is None:
         async with api.connection() as conn:
             await db.run_async(conn, "job_mark_finished", id=job_id, finished_at=job["finished_at"])
@@ -250,9 +256,20 @@ async def _detail(api: ApiContext, job_id: uuid.UUID, tenant: str | None, *, res
         pubs=job["pubs"], progress=progress, queue=job["queue"], tags=job["tags"], metadata=job["metadata"],
         correlation_id=job["correlation_id"], created_at=job["created_at"], finished_at=job["finished_at"],
         cancel_requested_at=job["cancel_requested_at"], failures=failures,
-        results=_results(job, rows) if results and job["status"] in _FINISHED else None,
+        results=await _joined(job, rows) if results and job["status"] in _FINISHED else None,
         tasks=[JobTask(task_id=r["id"], pub=r["job_pub"], part=r["job_part"], start=r["start"], stop=r["stop"],
                        status=r["status"], worker_id=r["worker_id"]) for r in rows])
+
+
+#: Results larger than this, as JSON, are decoded and joined off the event loop.
+_JOIN_INLINE_BYTES = 256 * 1024
+
+
+async def _joined(job: dict[str, Any], rows: list[dict[str, Any]]) -> list[PubResult | None]:
+    size = sum(len(r["result_json"] or "") for r in rows)
+    if size <= _JOIN_INLINE_BYTES:
+        return _results(job, rows)
+    return await asyncio.to_thread(_results, job, rows)
 
 
 def _results(job: dict[str, Any], rows: list[dict[str, Any]]) -> list[PubResult | None]:

@@ -145,8 +145,19 @@ def segment(value: Any) -> str:
 
 
 def encode(value: Any) -> bytes:
-    """A request body; Structs (TaskSubmission, JobSubmission, SimulationOptions) may sit anywhere in it."""
-    return msgspec.json.encode(value)
+    """A request body; Structs (TaskSubmission, JobSubmission, SimulationOptions) may sit anywhere in it, and
+    so may NumPy arrays and numbers (parameter values usually are)."""
+    return _encoder.encode(value)
+
+
+def _numpy(value: Any) -> Any:
+    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars, without importing numpy
+    if tolist is not None:
+        return tolist()
+    raise TypeError(f"cannot send a {type(value).__name__} as JSON")
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_numpy)
 
 
 def submission(

@@ -34,6 +34,8 @@ from qqueue.intake.model import (CIRCUIT_KINDS, EXACT_OUTPUTS, PRIMITIVE_KINDS, 
 CONVERT_TARGETS = ("qasm2", "qasm3", "qir")
 
 _canonical = msgspec.json.Encoder(order="sorted")
+#: An estimate's result per element of its shape: a value and its standard deviation, as JSON.
+ESTIMATE_BYTES_PER_ELEMENT = 50
 
 
 def run(request: IntakeRequest) -> PreparedTask:
@@ -57,12 +59,14 @@ def run(request: IntakeRequest) -> PreparedTask:
     runs = sweeps.sets(sweep.shape) if sweep is not None else 1
     outputs = _outputs(request) if kind == "simulate" else None
     shots = 0
+    # An upper bound of the result's size, for what a job may ask for in all.
+    result_bytes = runs * ESTIMATE_BYTES_PER_ELEMENT
     if kind in ("simulate", "sample") and outputs is None:
         shots = preflight.check_shots(request.shots, limits, memory=opts.memory)
         circuit = _measured(circuit, measure_all=opts.measure_all)
-        preflight.check_result_size(circuit.num_clbits, shots, limits, memory=opts.memory, runs=runs)
+        result_bytes = preflight.check_result_size(circuit.num_clbits, shots, limits, memory=opts.memory, runs=runs)
     elif outputs is not None:
-        circuit = _exact_circuit(circuit, outputs, runs, limits)
+        circuit, result_bytes = _exact_circuit(circuit, outputs, runs, limits)
     if opts.backend is not None:
         _check_backend_width(circuit, resolve_backend(opts.backend), scan)
     if kind == "transpile" and opts.coupling_map:
@@ -91,6 +95,7 @@ def run(request: IntakeRequest) -> PreparedTask:
     payload["memory_bytes"] = cost.memory_bytes
     parts = _parts(payload, request, circuit, limits) if kind in PRIMITIVE_KINDS else None
     profile = preflight.profile(circuit, opts.method, cost)
+    profile["result_bytes"] = result_bytes
     if sweep is not None:
         profile["parameters"] = len(sweep.parameters)
         profile["parameter_sets"] = runs
@@ -194,9 +199,11 @@ def _outputs(request: IntakeRequest) -> list[str] | None:
     return sorted(set(outputs))
 
 
-def _exact_circuit(circuit: QuantumCircuit, outputs: list[str], runs: int, limits: IntakeLimits) -> QuantumCircuit:
-    """The circuit whose final state is returned: final measurements dropped; any other measurement, reset or
-    classical control refused (the state would then be one random branch, not the circuit's)."""
+def _exact_circuit(circuit: QuantumCircuit, outputs: list[str], runs: int,
+                   limits: IntakeLimits) -> tuple[QuantumCircuit, int]:
+    """The circuit whose final state is returned, and the result's size: final measurements dropped; any other
+    measurement, reset or classical control refused (the state would then be one random branch, not the
+    circuit's)."""
     bare = circuit.remove_final_measurements(inplace=False)
     names = runnable.operation_names(bare)
     if {"measure", "reset"} & names or any(isinstance(i.operation, ControlFlowOp) for i in bare.data):
@@ -209,7 +216,7 @@ def _exact_circuit(circuit: QuantumCircuit, outputs: list[str], runs: int, limit
                           f"{preflight.human_bytes(size)}; the limit is {preflight.human_bytes(limits.max_result_bytes)}",
                           code="result_too_large", details={"result_bytes": size,
                                                             "limit_bytes": limits.max_result_bytes})
-    return bare
+    return bare, size
 
 
 def cache_key(kind: str, payload: dict[str, Any]) -> str | None:

@@ -213,9 +213,9 @@ def check_limits(circuit: QuantumCircuit, cost: Charge, limits: IntakeLimits, *,
                      "shot_by_shot": cost.shot_by_shot})
 
 
-def check_result_size(clbits: int, shots: int, limits: IntakeLimits, *, memory: bool, runs: int = 1) -> None:
+def check_result_size(clbits: int, shots: int, limits: IntakeLimits, *, memory: bool, runs: int = 1) -> int:
     """A result's size is bounded before the run: counts hold at most min(shots, 2^clbits) outcomes per run,
-    and per-shot memory is a string of every classical bit per shot."""
+    and per-shot memory is a string of every classical bit per shot. Returns the bound."""
     outcomes = shots if clbits >= 63 else min(shots, 2**clbits)
     size = runs * outcomes * (clbits + COUNTS_BYTES_OVERHEAD)
     if memory:
@@ -227,6 +227,7 @@ def check_result_size(clbits: int, shots: int, limits: IntakeLimits, *, memory: 
                           + f" could reach {human_bytes(size)}; the limit is {human_bytes(limits.max_result_bytes)}",
                           code="result_too_large", details={"result_bytes": size,
                                                             "limit_bytes": limits.max_result_bytes})
+    return size
 
 
 def with_observables(cost: Charge, qubits: int, terms: int, parameter_sets: int) -> Charge:

@@ -200,6 +200,10 @@ def test_a_job_resubmitted_with_its_idempotency_key_is_the_same_job(api, client,
     ({"kind": "estimate", "pubs": [{"qc": ANSATZ, "parameter_values": [1, 2], "observables": "ZZ", "shots": 5}]},
      422, "a precision, not shots"),
     ({"kind": "sample", "pubs": [{"qc": ANSATZ, "parameter_values": [1, 2]}]}, 422, "measures nothing"),
+    # Each PUB's results fit (about 60 MiB of counts and per-shot bitstrings), five of them together do not.
+    ({"kind": "sample", "shots": 10_000, "options": {"memory": True}, "pubs": [
+        {"qc": 'OPENQASM 3.0; include "stdgates.inc"; input float a; qubit[10] q; bit[10] c; rx(a) q[0]; '
+               'c = measure q;', "parameter_values": [[0.1]] * 400}] * 5}, 422, "the job's results could reach"),
 ])
 def test_bad_jobs_are_refused_precisely_and_write_nothing(api, sql, body, status, words):  # noqa: F811
     before = rows(sql)
@@ -258,3 +262,9 @@ def test_the_circuit_travels_as_openqasm_3_with_custom_gates(client, workers):
     assert "gate entangle" in circuit_source(circuit)
     evs = EstimatorV2(client=client).run([(circuit, ["ZZ", "XX", "ZI"])]).result()[0].data.evs
     np.testing.assert_allclose(evs, [1.0, 1.0, 0.0], atol=1e-12)
+
+
+def test_numpy_values_travel_as_they_are(client, workers):
+    task = client.submit(ANSATZ + "bit[2] c;\nc = measure q;\n", shots=20, parameter_values=np.array([[np.pi, 0.0]]),
+                         options={"seed": np.int64(4)})
+    assert client.wait(task.task_id, timeout=60).result["counts"] == [{"11": 20}]
