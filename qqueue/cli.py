@@ -14,7 +14,8 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Protocol, TypeVar
 
 import typer
 
@@ -111,7 +112,7 @@ def _root(
     ctx.obj = _Remote(api_url, api_key) if api_url else None
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
 
@@ -381,7 +382,13 @@ def _print_json(value: Any) -> None:
     typer.echo(msgspec.json.encode(value, enc_hook=str).decode())
 
 
-def _typed(ctx: typer.Context, name: str) -> bool:
+class _WithSources(Protocol):
+    """A command's context (typer's or its click's): it knows where each parameter's value came from."""
+
+    def get_parameter_source(self, name: str) -> Any: ...
+
+
+def _typed(ctx: _WithSources, name: str) -> bool:
     """Whether option `name` of this command was given on the command line (not by default or environment)."""
     source = ctx.get_parameter_source(name)
     return source is not None and source.name == "COMMANDLINE"
@@ -463,7 +470,9 @@ def submit(
     target: Annotated[str | None, typer.Option(help="For convert: qasm2, qasm3 or qir.")] = None,
     measure_all: Annotated[bool, typer.Option("--measure-all", help="Measure every qubit at the end.")] = False,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Tag the tasks; repeat for several.")] = None,
-    metadata: Annotated[str | None, typer.Option(help="A JSON object kept with each task, e.g. '{\"run\": 7}'.")] = None,
+    metadata: Annotated[
+        str | None, typer.Option(help="A JSON object kept with each task, e.g. '{\"run\": 7}'.")
+    ] = None,
     delay: Annotated[float | None, typer.Option(min=0, help="Start no sooner than this many seconds from now.")] = None,
     timeout: Annotated[float | None, typer.Option(help="Time limit of each attempt, in seconds (default: the "
                                                        "worker's).")] = None,
@@ -475,7 +484,9 @@ def submit(
         "--output", "-o", help="With --wait, for convert and transpile: write the program it returns here.")] = None,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (an array for several files).")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (an array for several files).")
+    ] = False,
 ) -> None:
     """Submit circuits, one task each, in one batch; with --wait, show each one's counts as a histogram when done.
 
@@ -581,9 +592,9 @@ def _submit_local(settings: Settings, files: list[str], sources: list[bytes], ki
     limit_s = common["timeout_s"] or settings.default_timeout_s
     specs: dict[int, TaskSpec] = {}
     refused: dict[int, str] = {}
-    for index, (file, source) in enumerate(zip(files, sources, strict=True)):
+    for index, source in enumerate(sources):
         if len(files) == 1:  # one file: its refusal is the command's error, as it always was
-            prepared = _guard(lambda s=source: prepare(s, kind=kind, shots=shots, options=options, timeout_s=limit_s))
+            prepared = _guard(partial(prepare, source, kind=kind, shots=shots, options=options, timeout_s=limit_s))
         else:
             try:
                 prepared = prepare(source, kind=kind, shots=shots, options=options, timeout_s=limit_s)
@@ -781,6 +792,7 @@ def cancel(
 
     tid = _task_id(task_id)
     api = _api(ctx)
+    outcome: str
     if api is not None:
         with _talking(api):
             outcome = api.cancel(tid).status

@@ -47,7 +47,7 @@ def parse_queries(text: str) -> dict[str, Query]:
     """Split a queries file on its `-- name: NAME :FETCH` headers."""
     queries: dict[str, Query] = {}
     matches = list(_HEADER.finditer(text))
-    for match, following in zip(matches, [*matches[1:], None]):
+    for match, following in zip(matches, [*matches[1:], None], strict=True):
         body = text[match.end() : following.start() if following else len(text)].strip()
         name = match["name"]
         if name in queries:

@@ -24,7 +24,6 @@ import os
 import signal
 import sys
 import threading
-
 from collections.abc import Sequence
 
 _context: multiprocessing.context.ForkServerContext | None = None
@@ -67,7 +66,7 @@ def detach(sig: int = signal.SIGKILL) -> None:
     are closed; a child holding one would keep the forkserver alive after the process it works for was
     SIGKILLed, and so (its parent-death signal waiting on the forkserver) itself, until its current work ended:
     possibly hours."""
-    server = multiprocessing.forkserver._forkserver  # type: ignore[attr-defined]  # the module's private server
+    server = multiprocessing.forkserver._forkserver  # the module's private server
     fd = getattr(server, "_forkserver_alive_fd", None)
     if fd is not None:
         try:

@@ -110,7 +110,9 @@ def complete_many(conn: psycopg.Connection[Any], *, worker_id: uuid.UUID, done: 
     return {r["id"] for r in rows}
 
 
-def fail_many(conn: psycopg.Connection[Any], *, worker_id: uuid.UUID, failed: Sequence[Failure]) -> dict[uuid.UUID, str]:
+def fail_many(
+    conn: psycopg.Connection[Any], *, worker_id: uuid.UUID, failed: Sequence[Failure]
+) -> dict[uuid.UUID, str]:
     """Record failures (retry or final); returns id -> new status for the ids whose fence matched."""
     if not failed:
         return {}
@@ -124,7 +126,7 @@ def finish_cancelled_many(
     """Record running tasks this worker stopped on a cancel request."""
     if not held:
         return set()
-    ids, attempts = zip(*held)
+    ids, attempts = zip(*held, strict=True)
     rows = db.run(conn, "task_finish_cancelled_many", worker_id=worker_id, ids=list(ids), attempts=list(attempts))
     return {r["id"] for r in rows}
 
@@ -135,7 +137,7 @@ def release_many(
     """Hand held tasks back to 'pending' unfinished, giving their attempt back."""
     if not held:
         return set()
-    ids, attempts = zip(*held)
+    ids, attempts = zip(*held, strict=True)
     rows = db.run(conn, "task_release_many", worker_id=worker_id, ids=list(ids), attempts=list(attempts), note=note)
     return {r["id"] for r in rows}
 
@@ -146,7 +148,7 @@ def renew_leases(
     """Extend every lease held; returns id -> cancel requested, for the leases still ours."""
     if not held:
         return {}
-    ids, attempts = zip(*held)
+    ids, attempts = zip(*held, strict=True)
     rows = db.run(conn, "task_renew_leases", worker_id=worker_id, ids=list(ids), attempts=list(attempts),
                   lease_s=lease_s)
     return {r["id"]: r["cancel_requested"] for r in rows}

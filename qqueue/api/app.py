@@ -8,10 +8,11 @@ reached, checks that the schema is current, and starts the listener that drives 
 from __future__ import annotations
 
 from litestar import Litestar, Router
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, Reference, SecurityScheme
 from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, Reference, SecurityScheme
 
 import qqueue
 from qqueue.api import correlation
@@ -43,7 +44,8 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
         route_handlers=[
             Router(path="/", route_handlers=[TaskController, OperationsController, BackendController],
                    request_max_body_size=settings.api_max_body_bytes),
-            Router(path="/", route_handlers=[BatchController, JobController], request_max_body_size=settings.api_max_batch_body_bytes),
+            Router(path="/", route_handlers=[BatchController, JobController],
+                   request_max_body_size=settings.api_max_batch_body_bytes),
         ],
         dependencies={"api": Provide(lambda: context, use_cache=True, sync_to_thread=False)},
         lifespan=[context.lifespan],
@@ -61,7 +63,7 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
             security=[{"apiKey": []}] if settings.api_auth else None,
         ),
         logging_config=None,
-        state={"api": context},
+        state=State({"api": context}),
         middleware=middleware,
     )
     _document_batch_items(app)
@@ -72,5 +74,5 @@ def _document_batch_items(app: Litestar) -> None:
     """A batch's items are decoded one by one (each refused alone), so its body type takes any item; the
     document says what each must be. Litestar builds the document once and keeps it: amended in place."""
     schemas = app.openapi_schema.components.schemas or {}
-    tasks = schemas["BatchSubmission"].properties["tasks"]  # type: ignore[index,union-attr]
+    tasks = schemas["BatchSubmission"].properties["tasks"]  # type: ignore[index]
     tasks.items = Reference(ref="#/components/schemas/TaskSubmission")  # type: ignore[union-attr]

@@ -119,9 +119,9 @@ class _Catalog:
         """Every backend by name, read by the first call (later ones await the same read)."""
         task = self._task
         if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-            self._task = asyncio.create_task(_read_catalog())
+            task = self._task = asyncio.create_task(_read_catalog())
         # Shielded: a client that hangs up must not cancel the read other requests are waiting on.
-        return await asyncio.shield(self._task)
+        return await asyncio.shield(task)
 
 
 def _catalog_of(request: Request[Any, Any, Any]) -> _Catalog:

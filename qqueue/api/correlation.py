@@ -28,7 +28,7 @@ def valid(value: str) -> bool:
 
 def from_scope(scope: Scope | dict[str, Any]) -> str:
     """This request's correlation id, decided on first use and cached in the scope."""
-    state = scope.setdefault("state", {})  # type: ignore[misc]
+    state = scope.setdefault("state", {})
     cid = state.get(_STATE_KEY)
     if cid is None:
         cid = None

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from litestar import Request, Response
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
@@ -33,9 +33,9 @@ from qqueue.errors import (
     IntakeBusyError,
     IntakeError,
     InvalidTransitionError,
+    NotFoundError,
     RateLimitedError,
     SchemaNotReadyError,
-    NotFoundError,
 )
 
 log = logging.getLogger("qqueue.api")

@@ -217,7 +217,9 @@ class JobController(Controller):
 
     @post("/{job_id:str}/cancel", status_code=200, summary="Cancel every unfinished task of a job",
           responses=documented("400", "401", "404", "503"))
-    async def cancel_job(self, request: Request[Any, Any, Any], job_id: FromPath[uuid.UUID], api: Api) -> JobCancelAnswer:
+    async def cancel_job(
+        self, request: Request[Any, Any, Any], job_id: FromPath[uuid.UUID], api: Api
+    ) -> JobCancelAnswer:
         """Pending tasks are cancelled at once, running ones asked to stop; finished ones keep their results.
         Cancelling a finished job changes nothing (and says so)."""
         async with api.connection() as conn:

@@ -63,7 +63,7 @@ def intake_request(sub: TaskSubmission, *, raw_kinds: Sequence[str], default_tim
     return IntakeRequest(qc=sub.qc, kind=sub.kind, shots=sub.shots, options=msgspec.to_builtins(sub.options),
                          limits=limits or IntakeLimits(), timeout_s=sub.timeout_s or default_timeout_s,
                          parameter_values=sub.parameter_values, observables=sub.observables,
-                         precision=sub.precision, outputs=sub.outputs)
+                         precision=sub.precision, outputs=list(sub.outputs) if sub.outputs is not None else None)
 
 
 def check_metadata(metadata: dict[str, Any]) -> None:
@@ -120,12 +120,14 @@ def no_nul(encoded: bytes, field: str) -> None:
 
 
 async def to_specs(
-    subs: Sequence[TaskSubmission | IntakeError], pool: ParserPool, *, raw_kinds: Sequence[str], default_timeout_s: float,
+    subs: Sequence[TaskSubmission | IntakeError], pool: ParserPool, *, raw_kinds: Sequence[str],
+    default_timeout_s: float,
     correlation_id: str, idempotency_key: str | None, request_hash: str | None = None, per_item_keys: bool = True,
     tenant: str | None = None,
 ) -> list[TaskSpec | IntakeError]:
     """A spec for each submission, or the error refusing it, in order (an item already refused, as a batch
-    item that did not decode, stays refused); every circuit goes through the parser pool in one round. With `per_item_keys` (batches), item i of a request sent with an Idempotency-Key gets the
+    item that did not decode, stays refused); every circuit goes through the parser pool in one round. With
+    `per_item_keys` (batches), item i of a request sent with an Idempotency-Key gets the
     key "{key}/{i}", so a replayed batch finds each of its tasks again; otherwise the key is used as is."""
     checked = [_checked(sub, raw_kinds, default_timeout_s) for sub in subs]
     requests = [c for c in checked if isinstance(c, IntakeRequest)]

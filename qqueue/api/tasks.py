@@ -12,7 +12,7 @@ import binascii
 import logging
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
@@ -66,7 +66,8 @@ def _log_extra(task_id: uuid.UUID | None, cid: str, **more: Any) -> dict[str, An
 
 
 async def _specs(
-    subs: list[TaskSubmission | IntakeError], api: ApiContext, cid: str, key: str | None, digest: str | None, *, batch: bool,
+    subs: list[TaskSubmission | IntakeError], api: ApiContext, cid: str, key: str | None, digest: str | None, *,
+    batch: bool,
     tenant: str | None,
 ) -> list[TaskSpec | IntakeError]:
     """Check submissions; their circuits are parsed by the API's parser processes while the loop serves others."""
@@ -163,7 +164,8 @@ class TaskController(Controller):
         """Tasks matching every filter given, newest first, `limit` per page (keyset pagination)."""
         after_created_at, after_id = decode_cursor(cursor) if cursor else (None, None)
         rows = await api.read(
-            "task_list", tenant=tenant_of(request.scope), statuses=[s.value for s in status] if status else None, queue=queue, kind=kind,
+            "task_list", tenant=tenant_of(request.scope), statuses=[s.value for s in status] if status else None,
+            queue=queue, kind=kind,
             tags=tags or None, created_after=created_after, created_before=created_before,
             cursor_created_at=after_created_at, cursor_id=after_id, limit=limit + 1,
         )
@@ -257,6 +259,7 @@ class BatchController(Controller):
             for d in done:
                 log.debug("task submitted in a batch", extra=_log_extra(d.id, cid))
         code = 201 if created else 200
+        status: Literal["ok", "partial", "error"]
         if not queued:
             status, code, message = "error", 422, "No task was queued: every item was rejected."
         elif rejected:

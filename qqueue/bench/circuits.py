@@ -36,7 +36,8 @@ def in_process_bell(n: int = 300, shots: int = 1024) -> dict[str, float]:
         costs.append(time.perf_counter() - started)
         parses.append(result["timings"]["parse_s"])
     median = harness.quantile(costs, 0.5)
-    return {"in_process_ms": round(median * 1000, 3), "in_process_parse_ms": round(harness.quantile(parses, 0.5) * 1000, 3),
+    return {"in_process_ms": round(median * 1000, 3),
+            "in_process_parse_ms": round(harness.quantile(parses, 0.5) * 1000, 3),
             "in_process_circuits_per_s": round(1 / median)}
 
 

@@ -1,5 +1,5 @@
 """What the benchmarks share: worker processes on a private queue, waiting with a deadline, drain rates taken
-from the database's own timestamps, and percentiles."""
+from the database's own timestamps, percentiles, and the CPU time of each class of process (read from /proc)."""
 
 from __future__ import annotations
 
@@ -68,3 +68,60 @@ def drain_rate(conn: Any, queue: str, *, tasks: int, procs: Sequence[subprocess.
     if window["completed"] != tasks:
         raise QQueueError(f"only {window['completed']} of {tasks} tasks completed")
     return tasks / max((window["last_finish"] - window["first_start"]).total_seconds(), 1e-9)
+
+
+#: The process classes CPU time is counted for: the workers' supervisors, their slot processes (and the
+#: forkserver they are forked from), and the PostgreSQL backends serving the workers' connections.
+CPU_CLASSES = ("supervisor", "slots", "postgres")
+
+
+def _cpu_s(pid: int) -> float:
+    """User plus system CPU seconds of a process so far (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            # The command name, in parentheses, may hold spaces: the fields are counted after its end.
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(roots: Sequence[int]) -> list[int]:
+    """Every process below `roots` (children, their children, ...), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    out, stack = [], list(roots)
+    while stack:
+        for child in children.get(stack.pop(), []):
+            out.append(child)
+            stack.append(child)
+    return out
+
+
+def cpu_snapshot(conn: Any, procs: Sequence[subprocess.Popen[bytes]]) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of every process of each class, by pid. PostgreSQL backends are found by the
+    application name workers connect with; the server must run on this machine (/proc is read)."""
+    roots = [p.pid for p in procs]
+    backends = [r["pid"] for r in db.run(conn, "bench_worker_backends")]
+    return {"supervisor": {pid: _cpu_s(pid) for pid in roots},
+            "slots": {pid: _cpu_s(pid) for pid in _descendants(roots)},
+            "postgres": {pid: _cpu_s(pid) for pid in backends}}
+
+
+def cpu_per_1000(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]],
+                 tasks: int) -> dict[str, float]:
+    """CPU seconds each class spent per 1,000 tasks between two snapshots (a process that appeared in
+    between counts from 0)."""
+    out = {}
+    for name in CPU_CLASSES:
+        spent = sum(cpu - before[name].get(pid, 0.0) for pid, cpu in after[name].items())
+        out[name] = round(spent * 1000 / tasks, 4)
+    return out

@@ -118,7 +118,7 @@ async def _load(base: str, *, tasks: int, concurrency: int, rate: float | None, 
     created = [datetime.fromisoformat(t["created_at"]) for t in done]
     finished = [datetime.fromisoformat(t["finished_at"]) for t in done]
     window = (max(finished) - min(created)).total_seconds()
-    e2e = [(f - c).total_seconds() for c, f in zip(created, finished)]
+    e2e = [(f - c).total_seconds() for c, f in zip(created, finished, strict=True)]
     figures: dict[str, Any] = {}
     if hostile:
         statuses: dict[str, int] = {}

@@ -4,6 +4,7 @@ Figures, all measured in one run on a queue of its own (removed afterwards):
 - enqueue tasks/s: batched `enqueue_many` of 1,000 tasks per statement;
 - drain tasks/s: tasks / (last finish - first start) as the database recorded them, so worker start-up
   is not counted;
+- CPU seconds per 1,000 tasks of the drain, per process class (supervisors, slots, PostgreSQL backends);
 - pickup latency p50/p95: single tasks enqueued one at a time on an idle queue, from the row's created_at
   to the moment a slot started running it;
 - with `--finished-rows N`: the drain rate on the table as it is, then again after N finished tasks were
@@ -17,6 +18,7 @@ import tempfile
 import time
 import uuid
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from qqueue import db, migrate
@@ -70,7 +72,15 @@ def run_queue_bench(url: str, *, tasks: int, workers: int, concurrency: int, pic
 
             procs = harness.start_workers(url, queue, count=workers, concurrency=concurrency, log=log)
             try:
+                # CPU is counted from the first completion of every worker (their start-up, the forkserver's
+                # imports above all, is not the drain's cost) to the last completion, per task completed between.
+                harness.wait_for(lambda: _workers_done(conn, queue) >= workers, timeout_s=120, what="the workers",
+                                 interval_s=0.05)
+                before = harness.cpu_snapshot(conn, procs)
+                done_before = int(db.run(conn, "bench_window", queue=queue)["completed"])
                 figures["drain_tasks_per_s"] = round(harness.drain_rate(conn, queue, tasks=tasks, procs=procs))
+                figures["cpu_s_per_1000_tasks"] = harness.cpu_per_1000(
+                    before, harness.cpu_snapshot(conn, procs), max(1, tasks - done_before))
                 figures.update(_pickup_latency(conn, queue, pickups))
             finally:
                 harness.stop(procs)
@@ -91,7 +101,7 @@ def _pickup_latency(conn: Any, queue: str, samples: int) -> dict[str, float]:
     latencies = []
     for _ in range(samples):
         task_id = q.enqueue(conn, TaskSpec(kind="noop", queue=queue)).id
-        harness.wait_for(lambda: q.get(conn, task_id)["status"] == "completed", timeout_s=30, what="a single task")
+        harness.wait_for(partial(_completed, conn, task_id), timeout_s=30, what="a single task")
         row = q.get(conn, task_id)
         slot_start = datetime.fromisoformat(row["timings"]["slot_started_at"])
         latencies.append((slot_start - row["created_at"]).total_seconds() * 1000)
@@ -100,3 +110,12 @@ def _pickup_latency(conn: Any, queue: str, samples: int) -> dict[str, float]:
         "pickup_p50_ms": round(harness.quantile(latencies, 0.5), 2),
         "pickup_p95_ms": round(harness.quantile(latencies, 0.95), 2),
     }
+
+
+def _completed(conn: Any, task_id: Any) -> bool:
+    return bool(q.get(conn, task_id)["status"] == "completed")
+
+
+def _workers_done(conn: Any, queue: str) -> int:
+    """How many workers have completed a task of `queue`."""
+    return int(db.run(conn, "bench_workers_done", queue=queue)["workers"])

@@ -53,6 +53,10 @@ FINISHED = frozenset({"completed", "failed", "cancelled"})
 CORRELATION_HEADER = "X-Correlation-ID"
 
 
+#: Query parameters as httpx takes them: (name, value) pairs, a name repeated for a list.
+Params = list[tuple[str, str | int | float | bool | None]]
+
+
 @dataclass(frozen=True, slots=True)
 class Call:
     """One HTTP request and what its answer decodes into."""
@@ -63,7 +67,7 @@ class Call:
     answer: Any
     #: Statuses whose body is an `answer`; any other is an error.
     ok: frozenset[int] = frozenset({200, 201})
-    params: list[tuple[str, str]] | None = None
+    params: Params | None = None
     body: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
     retry_on: frozenset[int] = RETRY_STATUSES
@@ -128,9 +132,9 @@ def decode(call: Call, response: httpx.Response) -> Any:
                                retry_after_s=retry_after_s(response))
 
 
-def query(**values: Any) -> list[tuple[str, str]]:
+def query(**values: Any) -> Params:
     """Query parameters: None left out, sequences repeated (`status=a&status=b`), datetimes in ISO 8601."""
-    out: list[tuple[str, str]] = []
+    out: Params = []
     for name, value in values.items():
         if value is None:
             continue

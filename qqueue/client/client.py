@@ -109,7 +109,7 @@ class Client(_Base):
             try:
                 step = steps.send(outcome)
             except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
+                return done.value
             assert not isinstance(step, Items)
             outcome = self._perform(step)
 
@@ -335,7 +335,7 @@ class AsyncClient(_Base):
             try:
                 step = steps.send(outcome)
             except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
+                return done.value
             assert not isinstance(step, Items)
             outcome = await self._perform(step)
 

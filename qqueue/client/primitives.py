@@ -208,9 +208,10 @@ class EstimatorV2(_Primitive, BaseEstimatorV2):
         def build(detail: JobDetail) -> PrimitiveResult[PubResult]:
             out = []
             for pub, result in zip(coerced, detail.results or [], strict=True):
+                assert result is not None  # a completed job has every PUB's result
                 shape = tuple(result.shape)
-                evs = np.asarray(result.data["evs"], dtype=float).reshape(shape)
-                stds = np.asarray(result.data["stds"], dtype=float).reshape(shape)
+                evs = np.array(result.data["evs"], dtype=np.float64).reshape(shape)
+                stds = np.array(result.data["stds"], dtype=np.float64).reshape(shape)
                 out.append(PubResult(DataBin(evs=evs, stds=stds, shape=shape),
                                      metadata={"target_precision": pub.precision,
                                                "circuit_metadata": pub.circuit.metadata}))

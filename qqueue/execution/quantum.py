@@ -1,4 +1,5 @@
-"""The quantum task kinds: `simulate`, `transpile`, `convert` (the primitives are in `primitives`). Pure functions of the payload intake prepared.
+"""The quantum task kinds: `simulate`, `transpile`, `convert` (the primitives are in `primitives`). Pure functions
+of the payload intake prepared.
 
 A circuit is transpiled only when a device backend is asked for: Aer runs the standard gates directly, and
 transpiling a small circuit costs ~70 times its simulation. Intake stores circuits in instructions Aer runs; where
@@ -158,7 +159,7 @@ def _binds(circuit: QuantumCircuit, payload: dict[str, Any]) -> dict[Any, list[f
 def _exact(result: Any, outputs: list[str], qubits: int, sweep: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in outputs:
-        per_run = []
+        per_run: list[Any] = []
         for i in range(len(result.results)):
             data = result.data(i)
             if name == "statevector":

@@ -28,8 +28,7 @@ from qqueue.execution import runnable
 from qqueue.execution.backends import device, resolve_backend
 from qqueue.execution.versions import library_versions
 from qqueue.intake import preflight, prescan, source, sweeps
-from qqueue.intake.model import (CIRCUIT_KINDS, EXACT_OUTPUTS, PRIMITIVE_KINDS, IntakeLimits, IntakeRequest,
-                                 PreparedTask)
+from qqueue.intake.model import CIRCUIT_KINDS, EXACT_OUTPUTS, PRIMITIVE_KINDS, IntakeLimits, IntakeRequest, PreparedTask
 
 CONVERT_TARGETS = ("qasm2", "qasm3", "qir")
 
@@ -213,7 +212,8 @@ def _exact_circuit(circuit: QuantumCircuit, outputs: list[str], runs: int,
     size += runs * 2**bare.num_qubits * (24 if "probabilities" in outputs else 0)
     if size > limits.max_result_bytes:
         raise IntakeError(f"{', '.join(outputs)} of {bare.num_qubits} qubits over {runs} parameter sets would be "
-                          f"{preflight.human_bytes(size)}; the limit is {preflight.human_bytes(limits.max_result_bytes)}",
+                          f"{preflight.human_bytes(size)}; the limit is "
+                          f"{preflight.human_bytes(limits.max_result_bytes)}",
                           code="result_too_large", details={"result_bytes": size,
                                                             "limit_bytes": limits.max_result_bytes})
     return bare, size

@@ -83,7 +83,8 @@ def read_options(raw: dict[str, Any] | None, limits: IntakeLimits) -> Options:
     if options.basis_gates is not None:
         unknown = sorted(set(options.basis_gates) - known_gate_names())
         if unknown:
-            raise IntakeError(f"unknown basis gates {', '.join(map(repr, unknown[:10]))}: use names of Qiskit's standard "
+            raise IntakeError(f"unknown basis gates {', '.join(map(repr, unknown[:10]))}: use names of Qiskit's "
+                              "standard "
                               "gates, e.g. cx, rz, sx, x", code="unknown_basis_gate", details={"unknown": unknown})
     if options.coupling_map is not None:
         for a, b in options.coupling_map:

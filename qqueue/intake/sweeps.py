@@ -258,7 +258,7 @@ def split(parameters: list[str], values: np.ndarray, observables: np.ndarray | N
     parts = []
     for start in range(0, total, chunk):
         stop = min(total, start + chunk)
-        part_values = flat_values[start:stop].tolist() if flat_values is not None else np.zeros((stop - start, 0)).tolist()
+        part_values = (flat_values[start:stop] if flat_values is not None else np.zeros((stop - start, 0))).tolist()
         part_obs = flat_obs[start:stop].tolist() if flat_obs is not None else None
         parts.append((start, stop, Sweep(parameters=parameters, values=part_values, shape=[stop - start],
                                          observables=part_obs)))

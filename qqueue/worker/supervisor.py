@@ -86,7 +86,7 @@ class Supervisor:
         self.burst = burst
         self.worker_id = uuid.uuid4()
         self.concurrency = settings.effective_concurrency()
-        self.conn: psycopg.Connection[Any] | None = None
+        self._conn: psycopg.Connection[Any] | None = None
         self.listen_conn: psycopg.Connection[Any] | None = None
         self.slots: list[SlotHandle] = []
         self.ready: deque[Held] = deque()
@@ -123,7 +123,7 @@ class Supervisor:
         """Serve until stopped by SIGTERM/SIGINT (or, in burst mode, until the queues are drained)."""
         self._install_signal_handlers()
         self._connect()
-        migrate.check_current(self.conn)  # type: ignore[arg-type]
+        migrate.check_current(self.conn)
         self.autovacuum_on = db.run(self.conn, "maintenance_autovacuum_on")["enabled"]
         if not self.autovacuum_on:
             log.warning("autovacuum is off: dead rows of the queue tables are only reclaimed by workers that "
@@ -154,11 +154,21 @@ class Supervisor:
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signals += 1
 
+    @property
+    def conn(self) -> psycopg.Connection[Any]:
+        """The query connection. Between a lost connection and the reconnect there is none, and whatever asks
+        for it meets the database as unavailable, as it would have on the connection itself."""
+        if self._conn is None:
+            raise DatabaseUnavailableError("not connected to the database")
+        return self._conn
+
     def _connect(self) -> None:
-        kwargs = {"statement_timeout_s": self.settings.statement_timeout_s,
-                  "idle_in_transaction_timeout_s": self.settings.idle_in_transaction_timeout_s}
-        self.conn = db.connect(self.url, application_name="qqueue-worker", **kwargs)
-        self.listen_conn = db.connect(self.url, application_name="qqueue-worker-listen", **kwargs)
+        statement_s = self.settings.statement_timeout_s
+        idle_s = self.settings.idle_in_transaction_timeout_s
+        self._conn = db.connect(self.url, application_name="qqueue-worker", statement_timeout_s=statement_s,
+                                idle_in_transaction_timeout_s=idle_s)
+        self.listen_conn = db.connect(self.url, application_name="qqueue-worker-listen",
+                                      statement_timeout_s=statement_s, idle_in_transaction_timeout_s=idle_s)
         # A server lost between connecting and listening raises DatabaseUnavailableError, which the loop
         # reconnects from, like any other lost database.
         db.run(self.listen_conn, "worker_listen")
@@ -172,13 +182,13 @@ class Supervisor:
             log.warning("database connection lost; reconnecting", extra={"worker_id": str(self.worker_id),
                                                                          "error": str(exc)})
         self.db_up = False
-        for conn in (self.conn, self.listen_conn):
+        for conn in (self._conn, self.listen_conn):
             if conn is not None:
                 try:
                     conn.close()
                 except Exception:  # closing a broken connection may fail in any way; it is gone either way
                     pass
-        self.conn = self.listen_conn = None
+        self._conn = self.listen_conn = None
         self.reconnect_at = time.monotonic() + self.reconnect_delay_s
         self.reconnect_delay_s = min(self.reconnect_delay_s * 2, 10.0)
 
@@ -224,7 +234,7 @@ class Supervisor:
         if now >= self.next_renew:
             self._renew()
         if now >= self.next_reclaim:
-            reclaimed = q.reclaim_expired(self.conn)  # type: ignore[arg-type]
+            reclaimed = q.reclaim_expired(self.conn)
             if reclaimed:
                 log.warning("reclaimed tasks with expired leases", extra={"count": len(reclaimed)})
                 self.maybe_due = True
@@ -317,7 +327,7 @@ class Supervisor:
         if room < max(1, per_slot // 2):
             return
         limit = min(self.settings.claim_batch, room)
-        claimed = q.claim(self.conn, worker_id=self.worker_id, queues=self.settings.queues,  # type: ignore[arg-type]
+        claimed = q.claim(self.conn, worker_id=self.worker_id, queues=self.settings.queues,
                           limit=limit, lease_s=self.settings.lease_s)
         for task in claimed:
             if task.cached_from is not None:
@@ -332,7 +342,7 @@ class Supervisor:
             self.ready.append(held)
         if len(claimed) < limit:
             self.maybe_due = False
-            nxt = q.next_run_at(self.conn, self.settings.queues)  # type: ignore[arg-type]
+            nxt = q.next_run_at(self.conn, self.settings.queues)
             if nxt is not None:
                 # A due row we could not take is locked by another worker's claim in flight: look again soon.
                 delay = max(0.05, (nxt - datetime.now(UTC)).total_seconds())
@@ -349,7 +359,7 @@ class Supervisor:
                 continue
             if slot.inflight and (per_slot == 1 or len(slot.inflight) > per_slot):
                 continue
-            batch = []
+            batch: list[tuple[int, str, dict[str, Any]]] = []
             while self.ready and len(batch) < per_slot:
                 held = self.ready.popleft()
                 held.slot = slot
@@ -425,16 +435,16 @@ class Supervisor:
         so outcomes survive a lost connection and are written (fenced) after reconnecting."""
         conn, wid = self.conn, self.worker_id
         if self.completions:
-            q.complete_many(conn, worker_id=wid, done=self.completions)  # type: ignore[arg-type]
+            q.complete_many(conn, worker_id=wid, done=self.completions)
             self.completions = []
         if self.failures:
-            q.fail_many(conn, worker_id=wid, failed=self.failures)  # type: ignore[arg-type]
+            q.fail_many(conn, worker_id=wid, failed=self.failures)
             self.failures = []
         if self.to_cancel:
-            q.finish_cancelled_many(conn, worker_id=wid, held=self.to_cancel)  # type: ignore[arg-type]
+            q.finish_cancelled_many(conn, worker_id=wid, held=self.to_cancel)
             self.to_cancel = []
         if self.to_release:
-            q.release_many(conn, worker_id=wid, held=self.to_release,  # type: ignore[arg-type]
+            q.release_many(conn, worker_id=wid, held=self.to_release,
                            note="worker stopped before running it")
             self.to_release = []
 
@@ -446,7 +456,7 @@ class Supervisor:
     def _renew(self) -> None:
         db.run(self.conn, "worker_heartbeat", id=self.worker_id)
         held = list(self.by_id.values())
-        status = q.renew_leases(self.conn, worker_id=self.worker_id,  # type: ignore[arg-type]
+        status = q.renew_leases(self.conn, worker_id=self.worker_id,
                                 held=[h.token for h in held], lease_s=self.settings.lease_s)
         self.next_renew = time.monotonic() + self._renew_interval()
         for h in held:
@@ -609,6 +619,6 @@ class Supervisor:
 
     def close(self) -> None:
         """Release the database connections and the signal wakeup sockets (safe to call twice)."""
-        for closeable in (self.conn, self.listen_conn, self._wake_r, self._wake_w):
+        for closeable in (self._conn, self.listen_conn, self._wake_r, self._wake_w):
             if closeable is not None:
                 closeable.close()

@@ -29,3 +29,10 @@ VACUUM ANALYZE qqueue.tasks;
 -- name: bench_window :one
 SELECT min(started_at) AS first_start, max(finished_at) AS last_finish, count(*) AS completed
 FROM qqueue.tasks WHERE queue = %(queue)s AND status = 'completed';
+
+-- name: bench_worker_backends :many
+-- The server processes of the workers' connections (their application names, see Supervisor._connect).
+SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'qqueue-worker%%';
+
+-- name: bench_workers_done :one
+SELECT count(DISTINCT worker_id) AS workers FROM qqueue.tasks WHERE queue = %(queue)s AND status = 'completed';

@@ -79,7 +79,7 @@ class ApiServer:
         self.log.close()
 
 
-def raw_request(port: int, head: bytes, body_parts: Iterator[bytes] = iter(()), *, timeout_s: float = 10) -> bytes:
+def raw_request(port: int, head: bytes, body_parts: Iterator[bytes] | None = None, *, timeout_s: float = 10) -> bytes:
     """Send a request head, then body parts until the server answers or closes; return what it answered.
 
     Body parts stop being sent as soon as an answer arrives, so a test can prove the server answered before
@@ -90,7 +90,7 @@ def raw_request(port: int, head: bytes, body_parts: Iterator[bytes] = iter(()), 
         sock.setblocking(False)
         answer = b""
         deadline = time.monotonic() + timeout_s
-        for part in body_parts:
+        for part in body_parts or ():
             answer += _read_available(sock)
             if answer:
                 break

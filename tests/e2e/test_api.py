@@ -364,7 +364,7 @@ def test_batch_queues_valid_items_in_order_and_reports_invalid_ones_by_index(api
     assert [i["index"] for i in body["items"]] == [0, 1, 2]
     assert body["items"][1]["error"]["code"] == "missing_circuit" and "task_id" not in body["items"][1]
     for item in (body["items"][0], body["items"][2]):
-        task = wait_until(lambda: finished(api, item["task_id"]), timeout_s=30)
+        task = wait_until(lambda i=item: finished(api, i["task_id"]), timeout_s=30)
         assert task["status"] == "completed" and task["correlation_id"] == body["correlation_id"]
     all_bad = api.client.post("/tasks/batch", json={"tasks": [{"kind": "simulate"}]})
     assert all_bad.status_code == 422 and all_bad.json()["items"][0]["error"]["code"] == "missing_circuit"

@@ -70,7 +70,8 @@ def test_a_job_of_many_pubs_runs_on_both_workers_and_assembles_in_order(api, cli
     rng = np.random.default_rng(2)
     pubs = [(circuit, SparsePauliOp.from_list([("Z" * 10, 1.0), ("X" + "I" * 9, -0.5)]),
              rng.uniform(-np.pi, np.pi, size=(60, circuit.num_parameters))),
-            (circuit, [["Z" + "I" * 9], ["I" * 9 + "Z"]], rng.uniform(-np.pi, np.pi, size=(1, 40, circuit.num_parameters)))]
+            (circuit, [["Z" + "I" * 9], ["I" * 9 + "Z"]],
+             rng.uniform(-np.pi, np.pi, size=(1, 40, circuit.num_parameters)))]
     job = EstimatorV2(client=client, chunk_size=10).run(pubs)
     result = job.result()
     local = AerEstimator().run(pubs).result()
@@ -79,7 +80,8 @@ def test_a_job_of_many_pubs_runs_on_both_workers_and_assembles_in_order(api, cli
         np.testing.assert_allclose(ours.data.evs, theirs.data.evs, atol=1e-9, rtol=0)
     detail = client.get_job(job.job_id())
     assert detail.status == "completed" and detail.progress.tasks_done == detail.progress.tasks_total == 14
-    assert [(t.pub, t.part, t.start, t.stop) for t in detail.tasks][:7] == [(0, i, 10 * i, 10 * i + 10) for i in range(6)] + [(1, 0, 0, 10)]
+    parts = [(t.pub, t.part, t.start, t.stop) for t in detail.tasks]
+    assert parts[:7] == [(0, i, 10 * i, 10 * i + 10) for i in range(6)] + [(1, 0, 0, 10)]
     assert len({t.worker_id for t in detail.tasks}) == 2, "both workers ran parts of the job"
     stats = sql.execute("SELECT status, tasks_done, tasks_total FROM qqueue.job_stats WHERE id = %s",
                         (uuid.UUID(job.job_id()),)).fetchone()

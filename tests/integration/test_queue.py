@@ -35,7 +35,7 @@ def test_enqueue_many_writes_rows_history_and_one_notification_per_queue(conn, d
         notes = sorted(n.payload for n in listener.notifies(timeout=1.0, stop_after=2))
         assert list(listener.notifies(timeout=0.2)) == []
     assert notes == ["a", "b"]
-    assert [t.id for t in out] == [s.id or t.id for s, t in zip(specs, out)]
+    assert [t.id for t in out] == [s.id or t.id for s, t in zip(specs, out, strict=True)]
     assert conn.execute("SELECT count(*) FROM qqueue.task_events WHERE status = 'pending'").fetchone()[0] == 51
 
 
