@@ -21,7 +21,7 @@ from qqueue.tasks import TaskSpec
 #: Most tasks one job may make (its PUBs' parts together), and the most its results may hold together (every
 #: reader of the job loads them: GET /jobs/{id} joins them in one answer).
 MAX_JOB_TASKS = 10_000
-MAX_JOB_RESULT_BYTES = 256 * 1024**2
+MAX_JOB_RESULT_BYTES = 64 * 1024**2
 
 
 class JobPlan(msgspec.Struct, kw_only=True, frozen=True):

@@ -152,7 +152,7 @@ class BackendController(Controller):
         known = await _catalog_of(request).get()
         found = known.get(name) or known.get(_normalise(name))
         if found is None:
-            message = (f"Unknown backend {name!r}; GET /backends lists the {len(known)} there are "
+            message = (f"Unknown backend {name[:64]!r}; GET /backends lists the {len(known)} there are "
                        f"({AER_SIMULATOR!r} and the fake IBM devices, e.g. 'fake_manila').")
             return error_response(HTTP_404_NOT_FOUND, message,  # type: ignore[return-value]
                                   error=ErrorDetail(code="unknown_backend", message=message,

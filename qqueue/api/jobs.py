@@ -49,6 +49,11 @@ from qqueue.tasks import TaskSpec, new_task_id
 log = logging.getLogger("qqueue.api")
 
 _FINISHED = frozenset({"completed", "failed", "cancelled"})
+#: Shots of a sample PUB when neither it nor its job says (Qiskit's default).
+DEFAULT_SHOTS = 1024
+#: Joins of large results at once per API process: each holds its job's results as Python objects (several
+#: times their JSON size), so they wait for each other rather than add up.
+_LARGE_JOINS = asyncio.Semaphore(1)
 _decoder = msgspec.json.Decoder()
 
 
@@ -57,16 +62,22 @@ def _requests(data: JobSubmission, api: ApiContext) -> list[IntakeRequest]:
     options = msgspec.to_builtins(data.options)
     chunk = data.chunk_size or api.settings.job_chunk_size
     timeout = data.timeout_s or api.settings.default_timeout_s
+    if data.kind == "sample" and data.precision is not None:
+        raise IntakeError("a sample job takes shots, not a precision", code="invalid_request")
+    if data.kind == "estimate" and data.shots is not None:
+        raise IntakeError("an estimate job takes a precision, not shots", code="invalid_request")
     out = []
-    for pub in data.pubs:
+    for index, pub in enumerate(data.pubs):
         if "\x00" in pub.qc:
-            raise IntakeError("qc contains a NUL character", code="invalid_request")
+            raise _refusal(index, IntakeError("qc contains a NUL character", code="invalid_request"))
         if data.kind == "sample":
-            shots, precision = pub.shots or data.shots, pub.precision
+            shots, precision = pub.shots or data.shots or DEFAULT_SHOTS, pub.precision
         else:
             if pub.shots is not None:
-                raise IntakeError("an estimate PUB takes a precision, not shots", code="invalid_request")
-            shots, precision = data.shots, data.precision if pub.precision is None else pub.precision
+                raise _refusal(index, IntakeError("an estimate PUB takes a precision, not shots",
+                                                  code="invalid_request"))
+            shots = DEFAULT_SHOTS
+            precision = pub.precision if pub.precision is not None else data.precision or 0.0
         out.append(IntakeRequest(qc=pub.qc, kind=data.kind, shots=shots, options=options,
                                  parameter_values=pub.parameter_values, observables=pub.observables,
                                  precision=precision, timeout_s=timeout, chunk_size=chunk))
@@ -271,7 +282,8 @@ async def _joined(job: dict[str, Any], rows: list[dict[str, Any]]) -> list[PubRe
     size = sum(len(r["result_json"] or "") for r in rows)
     if size <= _JOIN_INLINE_BYTES:
         return _results(job, rows)
-    return await asyncio.to_thread(_results, job, rows)
+    async with _LARGE_JOINS:
+        return await asyncio.to_thread(_results, job, rows)
 
 
 def _results(job: dict[str, Any], rows: list[dict[str, Any]]) -> list[PubResult | None]:

@@ -354,10 +354,10 @@ class JobSubmission(Struct, kw_only=True, forbid_unknown_fields=True):
 
     kind: Literal["sample", "estimate"]
     pubs: Annotated[list[PubSubmission], Meta(min_length=1, max_length=MAX_JOB_PUBS)]
-    #: sample: shots of every PUB that sets none.
-    shots: Annotated[int, Meta(ge=1, le=MAX_SHOTS)] = 1024
-    #: estimate: precision of every PUB that sets none; 0 is exact.
-    precision: Annotated[float, Meta(ge=0, le=1)] = 0.0
+    #: sample only: shots of every PUB that sets none (default 1024).
+    shots: Annotated[int, Meta(ge=1, le=MAX_SHOTS)] | None = None
+    #: estimate only: precision of every PUB that sets none; 0 (the default) is exact.
+    precision: Annotated[float, Meta(ge=0, le=1)] | None = None
     #: seed (reproducible results), method; sample: memory (also return every shot's bitstring).
     options: SimulationOptions = msgspec.field(default_factory=SimulationOptions)
     #: Parameter sets per task; unset takes the server's (QQUEUE_JOB_CHUNK_SIZE).

@@ -65,6 +65,7 @@ def run(request: IntakeRequest) -> PreparedTask:
         circuit = _measured(circuit, measure_all=opts.measure_all)
         result_bytes = preflight.check_result_size(circuit.num_clbits, shots, limits, memory=opts.memory, runs=runs)
     elif outputs is not None:
+        _check_exact_method(outputs, opts.method)
         circuit, result_bytes = _exact_circuit(circuit, outputs, runs, limits)
     if opts.backend is not None:
         _check_backend_width(circuit, resolve_backend(opts.backend), scan)
@@ -74,12 +75,17 @@ def run(request: IntakeRequest) -> PreparedTask:
     if kind in ("simulate", *PRIMITIVE_KINDS):
         circuit, cost = _runnable(circuit, opts, max(shots, 1), limits, scan, text)
         if sweep is not None and sweep.observables is not None:
-            # Aer runs each parameter set once, then takes every distinct Pauli term's expectation value.
-            cost = preflight.repeated(cost, sweeps.sets(_sweep_shape(sweep)))
+            # Aer runs each parameter set once, then takes every distinct Pauli term's expectation value; a PUB
+            # split into parts gives every element of its shape a parameter set of its own, run once each.
+            split = bool(request.chunk_size) and runs > (request.chunk_size or 0)
+            simulated = runs if split else sweeps.sets(_sweep_shape(sweep))
+            cost = preflight.repeated(cost, simulated)
             cost = preflight.with_observables(cost, circuit.num_qubits, sweeps.distinct_terms(sweep.observables),
-                                              sweeps.sets(_sweep_shape(sweep)))
+                                              simulated)
         else:
             cost = preflight.repeated(cost, runs)
+        if outputs is not None:
+            cost = preflight.with_exact_outputs(cost, circuit.num_qubits, runs)
     else:
         _refuse_opaque(circuit, scan)
     timed = kind in ("simulate", *PRIMITIVE_KINDS)
@@ -168,7 +174,7 @@ def _parts(payload: dict[str, Any], request: IntakeRequest, circuit: QuantumCirc
     observables = (sweeps.read_observables(request.observables, circuit.num_qubits, bounds)
                    if request.kind == "estimate" else None)
     parts = []
-    for start, stop, sweep in sweeps.split(parameters, values, observables, shape, chunk):
+    for start, stop, sweep in sweeps.split(parameters, values, observables, shape, chunk, bounds):
         part = {**payload, **{k: v for k, v in msgspec.structs.asdict(sweep).items() if v is not None},
                 "sets": [start, stop]}
         if payload.get("seed") is not None:
@@ -181,7 +187,7 @@ def _parts(payload: dict[str, Any], request: IntakeRequest, circuit: QuantumCirc
 def _outputs(request: IntakeRequest) -> list[str] | None:
     """Exact outputs asked for (shots 0), or None for counts."""
     outputs = request.outputs
-    if outputs is None or outputs == ["counts"]:
+    if not outputs or outputs == ["counts"]:
         if request.shots == 0:
             raise IntakeError('shots 0 returns exact results: ask for them with outputs ["statevector"] or '
                               '["probabilities"]', code="invalid_shots")
@@ -198,6 +204,18 @@ def _outputs(request: IntakeRequest) -> list[str] | None:
     return sorted(set(outputs))
 
 
+#: The exact outputs each method can save (Aer: stabilizer has no statevector, extended stabilizer neither).
+_EXACT_BY_METHOD = {"stabilizer": ("probabilities",), "extended_stabilizer": ()}
+
+
+def _check_exact_method(outputs: list[str], method: str) -> None:
+    allowed = _EXACT_BY_METHOD.get(method, EXACT_OUTPUTS)
+    refused = [o for o in outputs if o not in allowed]
+    if refused:
+        raise IntakeError(f"method {method} cannot return {', '.join(refused)}; use method automatic or "
+                          "statevector", code="invalid_options", details={"outputs": refused, "method": method})
+
+
 def _exact_circuit(circuit: QuantumCircuit, outputs: list[str], runs: int,
                    limits: IntakeLimits) -> tuple[QuantumCircuit, int]:
     """The circuit whose final state is returned, and the result's size: final measurements dropped; any other
@@ -208,8 +226,9 @@ def _exact_circuit(circuit: QuantumCircuit, outputs: list[str], runs: int,
     if {"measure", "reset"} & names or any(isinstance(i.operation, ControlFlowOp) for i in bare.data):
         raise IntakeError("exact outputs need a circuit without mid-circuit measurements, resets or classical "
                           "control: its final state would be one random branch", code="not_exact")
-    size = runs * 2**bare.num_qubits * (48 if "statevector" in outputs else 0)
-    size += runs * 2**bare.num_qubits * (24 if "probabilities" in outputs else 0)
+    # As JSON: an amplitude is a pair of doubles; a probability is keyed by its n-character bitstring.
+    size = runs * 2**bare.num_qubits * (50 if "statevector" in outputs else 0)
+    size += runs * 2**bare.num_qubits * (bare.num_qubits + 30 if "probabilities" in outputs else 0)
     if size > limits.max_result_bytes:
         raise IntakeError(f"{', '.join(outputs)} of {bare.num_qubits} qubits over {runs} parameter sets would be "
                           f"{preflight.human_bytes(size)}; the limit is "

@@ -71,6 +71,8 @@ def _array(raw: Any, what: str, limit: int) -> np.ndarray:
                           code="invalid_parameters")
     try:
         array = np.asarray(raw, dtype=float)
+    except OverflowError:
+        raise IntakeError(f"{what} holds a number too large for a double", code="invalid_parameters") from None
     except (ValueError, TypeError):
         raise IntakeError(f"{what} is not a rectangular array: every list at the same depth must have the same "
                           "length", code="invalid_parameters") from None
@@ -90,7 +92,7 @@ def read_values(raw: Any, parameters: list[str], limits: SweepLimits) -> np.ndar
     """The parameter sets as an array of shape (*sweep, len(parameters)); raises `IntakeError` naming what is
     missing, extra, misshapen or not a number."""
     count = len(parameters)
-    if raw is None or (isinstance(raw, list) and not raw and not count):
+    if raw is None or (isinstance(raw, (list, dict)) and not raw and not count):
         if count:
             raise IntakeError(f"the circuit has {count} parameters ({_names(parameters)}) and no parameter_values "
                               "bind them", code="unbound_parameters", details={"parameters": parameters})
@@ -104,6 +106,7 @@ def read_values(raw: Any, parameters: list[str], limits: SweepLimits) -> np.ndar
         if array.size:
             raise IntakeError("parameter_values were given, but the circuit has no parameters",
                               code="extra_parameters")
+        _check_sets(array.shape[:-1], limits)
         return np.zeros(array.shape[:-1] + (0,))
     if array.shape[-1] != count:
         raise IntakeError(f"the last axis of parameter_values has {array.shape[-1]} values, but the circuit has "
@@ -188,11 +191,18 @@ def _read_tree(raw: Any, width: int, limits: SweepLimits, terms: list[int], dept
             raise IntakeError(f"observable term {pauli[:40]!r} acts on {len(pauli)} qubits, but the circuit has "
                               f"{width}", code="observable_width",
                               details={"term_qubits": len(pauli), "circuit_qubits": width})
-        if isinstance(coeff, bool) or not isinstance(coeff, (int, float)) or not math.isfinite(coeff):
+        if isinstance(coeff, bool) or not isinstance(coeff, (int, float)) or not _finite(coeff):
             raise IntakeError(f"the coefficient of {pauli[:40]!r} must be a finite real number",
                               code="invalid_observables")
         out[pauli] = out.get(pauli, 0.0) + float(coeff)
     return out
+
+
+def _finite(number: int | float) -> bool:
+    try:
+        return math.isfinite(float(number))
+    except OverflowError:  # an integer past the largest double
+        return False
 
 
 def _tree_shape(tree: Any) -> tuple[int, ...]:
@@ -248,11 +258,17 @@ def whole(parameters: list[str], values: np.ndarray, observables: np.ndarray | N
 
 
 def split(parameters: list[str], values: np.ndarray, observables: np.ndarray | None, shape: tuple[int, ...],
-          chunk: int) -> list[tuple[int, int, Sweep]]:
+          chunk: int, limits: SweepLimits) -> list[tuple[int, int, Sweep]]:
     """The PUB as parts of at most `chunk` elements each: (start, stop, sweep) over its flattened broadcast
-    shape, in order."""
+    shape, in order. Each element of a part carries its own parameter set, so the values are broadcast to the
+    PUB's shape first: that many numbers must be within the limit."""
     total = math.prod(shape)
     width = len(parameters)
+    if total * width > limits.max_values:
+        raise IntakeError(f"split into parts, this PUB's parameter values broadcast to {total} sets of {width}, "
+                          f"{total * width} numbers; the limit is {limits.max_values}: send fewer observables or "
+                          "parameter sets, or a chunk_size as large as the PUB", code="too_many_parameter_sets",
+                          details={"numbers": total * width, "limit": limits.max_values})
     flat_values = np.broadcast_to(values, (*shape, width)).reshape(total, width) if width else None
     flat_obs = np.broadcast_to(observables, shape).reshape(total) if observables is not None else None
     parts = []

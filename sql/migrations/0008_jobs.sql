@@ -132,8 +132,7 @@ LEFT JOIN LATERAL (
             ) s
             WHERE jsonb_typeof(s.counts) IS DISTINCT FROM 'object'
                OR (SELECT sum(CASE WHEN jsonb_typeof(v.value) = 'number' THEN (v.value #>> '{}')::numeric END)
-                   FROM jsonb_each(s.counts) v) IS DISTINCT FROM
-                  CASE WHEN jsonb_typeof(t.payload -> 'shots') = 'number' THEN (t.payload ->> 'shots')::numeric END
+                   FROM jsonb_each(s.counts) v) IS DISTINCT FROM asked.shots
            ) AS bad_sets,
            CASE WHEN t.kind = 'estimate' AND jsonb_typeof(t.result #> '{data,evs}') = 'array'
                 THEN jsonb_array_length(t.result #> '{data,evs}')
@@ -142,6 +141,10 @@ LEFT JOIN LATERAL (
                     FROM jsonb_each(CASE WHEN jsonb_typeof(t.result -> 'data') = 'object'
                                          THEN t.result -> 'data' ELSE '{}' END) r
                     WHERE jsonb_typeof(r.value -> 'counts') = 'array') END AS result_sets
+    -- The shots asked for, read once per task: a sweep's payload holds its parameter values, and reading it
+    -- per parameter set would decompress it as many times. OFFSET 0 keeps the planner from inlining it back.
+    FROM (SELECT CASE WHEN jsonb_typeof(t.payload -> 'shots') = 'number'
+                      THEN (t.payload ->> 'shots')::numeric END AS shots OFFSET 0) asked
     WHERE t.status = 'completed' AND t.kind IN ('simulate', 'sample', 'estimate')
 ) sweep ON true
 CROSS JOIN LATERAL (VALUES

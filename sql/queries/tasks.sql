@@ -177,7 +177,7 @@ FROM jsonb_to_recordset(%(tasks)s::jsonb) AS t(
     run_at timestamptz, delay_s double precision, timeout_s double precision, idempotency_key text,
     request_hash text, correlation_id text, tags text[], metadata jsonb, cache_key text, tenant text,
     job_id uuid, job_pub integer, job_part integer)
-ON CONFLICT ((coalesce(tenant, '')), idempotency_key) DO NOTHING
+ON CONFLICT ((coalesce(tenant, '')), idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id, created_at, run_at;
 
 -- name: task_next_run_at :one

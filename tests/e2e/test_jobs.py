@@ -200,8 +200,12 @@ def test_a_job_resubmitted_with_its_idempotency_key_is_the_same_job(api, client,
     ({"kind": "sample", "pubs": [{"qc": ANSATZ + "bit[2] c;\nc = measure q;\n", "parameter_values": [1, 2],
                                   "precision": 0.1}]}, 422, "does not take precision"),
     ({"kind": "estimate", "pubs": [{"qc": ANSATZ, "parameter_values": [1, 2], "observables": "ZZ", "shots": 5}]},
-     422, "a precision, not shots"),
+     422, "pubs[0]: an estimate PUB takes a precision, not shots"),
     ({"kind": "sample", "pubs": [{"qc": ANSATZ, "parameter_values": [1, 2]}]}, 422, "measures nothing"),
+    ({"kind": "estimate", "shots": 5, "pubs": [{"qc": ANSATZ, "parameter_values": [1, 2], "observables": "ZZ"}]},
+     422, "an estimate job takes a precision, not shots"),
+    ({"kind": "sample", "precision": 0.1, "pubs": [{"qc": ANSATZ + "bit[2] c;\nc = measure q;\n",
+                                                    "parameter_values": [1, 2]}]}, 422, "takes shots, not a precision"),
     # Each PUB's results fit (about 60 MiB of counts and per-shot bitstrings), five of them together do not.
     ({"kind": "sample", "shots": 10_000, "options": {"memory": True}, "pubs": [
         {"qc": 'OPENQASM 3.0; include "stdgates.inc"; input float a; qubit[10] q; bit[10] c; rx(a) q[0]; '
@@ -227,7 +231,8 @@ def test_jobs_are_listed_with_filters_and_paged(api, client):  # noqa: F811
     assert [j.job_id for j in first.items + rest.items] == made[::-1] and rest.next_cursor is None
     assert {j.status for j in first.items} == {"pending"}
     assert client.list_jobs(tags=[tag], status=["completed"]).items == []
-    assert_error(api.client.get(f"/jobs/{uuid.uuid4()}"), 404, contains="Job not found")
+    missing = assert_error(api.client.get(f"/jobs/{uuid.uuid4()}"), 404, contains="Job not found")
+    assert missing["error"]["code"] == "not_found"
 
 
 def test_simulate_sweeps_and_exact_outputs_over_http(api, client, workers, sql):  # noqa: F811

@@ -210,3 +210,53 @@ def test_an_estimate_is_charged_for_every_parameter_set_and_term():
     one = pipeline.run(IntakeRequest(qc=wide, kind="estimate", parameter_values=[0.1], observables="Z" * 24,
                                      timeout_s=60))
     assert one.profile["estimate_s"] < 60
+
+
+def test_a_split_pub_is_bounded_and_charged_for_what_its_parts_run():
+    one_set = [0.1, 0.2]
+    # 100,000 observables against one parameter set: as one task Aer simulates once; split, every part's
+    # elements carry their own copy of the set, which is refused past the numbers limit...
+    many = ["ZZ"] * 100_000
+    small = IntakeLimits(max_parameter_values=50_000)
+    with pytest.raises(IntakeError) as caught:
+        pipeline.run(IntakeRequest(qc=ANSATZ, kind="estimate", parameter_values=one_set, observables=many,
+                                   chunk_size=250, limits=small))
+    assert caught.value.code == "too_many_parameter_sets" and "broadcast to 100000 sets" in caught.value.message
+    # ...and charged per element, as it runs.
+    whole = pipeline.run(IntakeRequest(qc=ANSATZ, kind="estimate", parameter_values=one_set, observables=many[:1000]))
+    parts = pipeline.run(IntakeRequest(qc=ANSATZ, kind="estimate", parameter_values=one_set, observables=many[:1000],
+                                       chunk_size=250))
+    assert parts.profile["estimate_s"] > 100 * whole.profile["estimate_s"]
+
+
+def test_sets_are_bounded_for_circuits_without_parameters_too():
+    with pytest.raises(IntakeError) as caught:
+        pipeline.run(IntakeRequest(qc=MEASURED.replace("input float a;\ninput float b;\n", "").replace("(a)", "(0.1)")
+                                   .replace("(b)", "(0.2)"), kind="sample", shots=1, parameter_values=[[]] * 100_001))
+    assert caught.value.code == "too_many_parameter_sets"
+
+
+@pytest.mark.parametrize(("fields", "code"), [
+    ({"parameter_values": [1, 10**400]}, "invalid_parameters"),
+    ({"parameter_values": {"a": 10**400, "b": 1}}, "invalid_parameters"),
+    ({"parameter_values": [1, 2], "observables": {"ZZ": 10**400}}, "invalid_observables"),
+])
+def test_numbers_past_a_double_are_refused_as_such(fields, code):
+    assert refused(**fields).code == code
+
+
+def test_exact_outputs_are_sized_checked_for_the_method_and_an_empty_list_means_counts():
+    plain = 'OPENQASM 3.0; include "stdgates.inc"; qubit[2] q; bit[2] c; h q[0]; cx q[0], q[1]; c = measure q;'
+    counted = pipeline.run(IntakeRequest(qc=plain, kind="simulate", shots=10, outputs=[]))
+    assert "outputs" not in counted.payload and counted.payload["shots"] == 10
+    with pytest.raises(IntakeError, match="cannot return statevector"):
+        pipeline.run(IntakeRequest(qc=plain, kind="simulate", shots=0, outputs=["statevector"],
+                                   options={"method": "stabilizer"}))
+    wide = 'OPENQASM 3.0; include "stdgates.inc"; qubit[21] q; h q;'
+    with pytest.raises(IntakeError) as caught:  # 2^21 probabilities keyed by 21-character bitstrings
+        pipeline.run(IntakeRequest(qc=wide, kind="simulate", shots=0, outputs=["probabilities"]))
+    assert caught.value.code == "result_too_large"
+    assert pipeline.run(IntakeRequest(qc=MEASURED, kind="simulate", shots=0, outputs=["probabilities"],
+                                      parameter_values={"a": 0.1, "b": 0.2})).payload["shape"] == []
+    empty = pipeline.run(IntakeRequest(qc=plain, kind="sample", shots=5, parameter_values={}))
+    assert empty.shape == []
