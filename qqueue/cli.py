@@ -847,6 +847,7 @@ def jobs_get(
     Example: qqueue --api-url http://127.0.0.1:8000 jobs get 01a2f3c4-0000-7000-8000-000000000000 --wait 60
     """
     from qqueue.client import WaitTimeoutError
+    from qqueue.tasks import TERMINAL_STATUSES
 
     jid = _task_id(job_id)
     with _talking(_jobs_api(ctx, "qqueue jobs get")) as api:
@@ -858,7 +859,7 @@ def jobs_get(
         _print_json(_wire(job))
     else:
         _job_details(job)
-    if wait is not None and job.status not in ("completed", "failed", "cancelled"):
+    if wait is not None and job.status not in TERMINAL_STATUSES:
         _still_running(ctx, "job", jid, job.status, wait)
         raise typer.Exit(EXIT_STILL_RUNNING)
     raise typer.Exit(1 if wait is not None and job.status != "completed" else 0)

@@ -17,7 +17,7 @@ import psycopg
 
 from qqueue import db
 from qqueue.errors import InvalidTransitionError, TaskNotFoundError
-from qqueue.tasks import ClaimedTask, EnqueuedTask, TaskSpec, new_task_id
+from qqueue.tasks import TERMINAL_STATUSES, ClaimedTask, EnqueuedTask, TaskSpec, new_task_id
 
 _json = msgspec.json.Encoder()
 
@@ -185,11 +185,17 @@ def next_run_at(conn: psycopg.Connection[Any], queues: Sequence[str]) -> datetim
     return db.run(conn, "task_next_run_at", queues=list(queues))["next_run_at"]
 
 
+def purge_batch(conn: psycopg.Connection[Any], *, older_than_s: float, limit: int) -> int:
+    """Delete at most `limit` finished tasks (with their history) older than `older_than_s`, and the jobs whose
+    tasks all are; returns how many rows went."""
+    return int(db.run(conn, "task_purge_finished", older_than_s=older_than_s, limit=limit)["deleted"])
+
+
 def purge_finished(conn: psycopg.Connection[Any], *, older_than_s: float, batch: int = 5000) -> int:
-    """Delete finished tasks (and their history) older than `older_than_s`; returns how many."""
+    """Delete finished tasks (and their history) older than `older_than_s`, batch by batch; returns how many."""
     total = 0
     while True:
-        deleted = db.run(conn, "task_purge_finished", older_than_s=older_than_s, limit=batch)["deleted"]
+        deleted = purge_batch(conn, older_than_s=older_than_s, limit=batch)
         total += deleted
         if deleted < batch:
             return total
@@ -206,7 +212,7 @@ def wait_finished(conn: psycopg.Connection[Any], task_id: uuid.UUID, *, timeout_
         # Checked after LISTEN, so an end that happens in between is never missed.
         row = get(conn, task_id)
         left = deadline - time.monotonic()
-        if row["status"] in ("completed", "failed", "cancelled") or left <= 0:
+        if row["status"] in TERMINAL_STATUSES or left <= 0:
             return row
         for note in conn.notifies(timeout=left):
             if note.payload == "*" or str(task_id) in note.payload.split(","):

@@ -25,7 +25,12 @@ class TaskStatus(str, enum.Enum):
     @property
     def is_terminal(self) -> bool:
         """True once the task can change no more."""
-        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+        return self in TERMINAL_STATUSES
+
+
+#: The statuses a task (and a job, whose statuses have the same names) ends in. Members compare equal to their
+#: values, so `"failed" in TERMINAL_STATUSES` holds too.
+TERMINAL_STATUSES: frozenset[TaskStatus] = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 
 class TaskSpec(msgspec.Struct, kw_only=True):

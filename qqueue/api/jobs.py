@@ -44,11 +44,10 @@ from qqueue.api.schemas import (
 from qqueue.api.tasks import Api, IdempotencyKey, decode_cursor, encode_cursor
 from qqueue.errors import IdempotencyConflictError, IntakeError, JobNotFoundError
 from qqueue.intake import IntakeRequest, PreparedTask
-from qqueue.tasks import TaskSpec, new_task_id
+from qqueue.tasks import TERMINAL_STATUSES, TaskSpec, new_task_id
 
 log = logging.getLogger("qqueue.api")
 
-_FINISHED = frozenset({"completed", "failed", "cancelled"})
 #: Shots of a sample PUB when neither it nor its job says (Qiskit's default).
 DEFAULT_SHOTS = 1024
 #: Joins of large results at once per API process: each holds its job's results as Python objects (several
@@ -184,7 +183,7 @@ class JobController(Controller):
         while True:
             detail = await _detail(api, job_id, tenant, results=results)
             remaining = deadline - time.monotonic()
-            if detail.status in _FINISHED or remaining <= 0:
+            if detail.status in TERMINAL_STATUSES or remaining <= 0:
                 return detail
             ids = [r["id"] for r in await api.read("job_unfinished_task_ids", id=job_id)]
             with contextlib.ExitStack() as stack:
@@ -253,8 +252,8 @@ async def _detail(api: ApiContext, job_id: uuid.UUID, tenant: str | None, *, res
     if job is None:
         raise JobNotFoundError(job_id)
     # Results are read only once there is a whole job to join.
-    rows = await api.read("job_get_tasks", id=job_id, results=results and job["status"] in _FINISHED)
-    if job["status"] in _FINISHED and job["seen_finished_at"] is None:
+    rows = await api.read("job_get_tasks", id=job_id, results=results and job["status"] in TERMINAL_STATUSES)
+    if job["status"] in TERMINAL_STATUSES and job["seen_finished_at"] is None:
         async with api.connection() as conn:
             await db.run_async(conn, "job_mark_finished", id=job_id, finished_at=job["finished_at"])
     failures = [JobFailure(pub=r["job_pub"], part=r["job_part"], task_id=r["id"], status=r["status"],
@@ -269,7 +268,7 @@ async def _detail(api: ApiContext, job_id: uuid.UUID, tenant: str | None, *, res
         pubs=job["pubs"], progress=progress, queue=job["queue"], tags=job["tags"], metadata=job["metadata"],
         correlation_id=job["correlation_id"], created_at=job["created_at"], finished_at=job["finished_at"],
         cancel_requested_at=job["cancel_requested_at"], failures=failures,
-        results=await _joined(job, rows) if results and job["status"] in _FINISHED else None,
+        results=await _joined(job, rows) if results and job["status"] in TERMINAL_STATUSES else None,
         tasks=[JobTask(task_id=r["id"], pub=r["job_pub"], part=r["job_part"], start=r["start"], stop=r["stop"],
                        status=r["status"], worker_id=r["worker_id"]) for r in rows])
 

@@ -43,11 +43,10 @@ from qqueue.api.schemas import (
     decode_item,
 )
 from qqueue.errors import IntakeError, TaskNotFoundError
-from qqueue.tasks import TaskSpec, TaskStatus
+from qqueue.tasks import TERMINAL_STATUSES, TaskSpec, TaskStatus
 
 log = logging.getLogger("qqueue.api")
 
-_FINISHED = frozenset({"completed", "failed", "cancelled"})
 
 IdempotencyKey = Annotated[
     str | None,
@@ -135,7 +134,7 @@ class TaskController(Controller):
         # Watch before reading: an end between the read and the wait would otherwise be missed.
         with api.waiters.watch(task_id) as ended:
             detail = await _detail(api, task_id, tenant)
-            if detail.status in _FINISHED:
+            if detail.status in TERMINAL_STATUSES:
                 return detail
             await asyncio.wait([ended], timeout=wait)
         return await _detail(api, task_id, tenant)

@@ -40,6 +40,7 @@ from qqueue.api.schemas import (
     TaskSubmission,
 )
 from qqueue.client.errors import ApiError, TransportError, WaitTimeoutError
+from qqueue.tasks import TERMINAL_STATUSES
 
 T = TypeVar("T")
 
@@ -49,7 +50,6 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MAX_PAUSE_S = 30.0
 #: The API's longest long-poll (GET /tasks/{id}?wait=…, GET /jobs/{id}?wait=…).
 LONG_POLL_S = 60.0
-FINISHED = frozenset({"completed", "failed", "cancelled"})
 CORRELATION_HEADER = "X-Correlation-ID"
 
 
@@ -255,7 +255,7 @@ class Operations:
             asked_at = time.monotonic()
             answer = yield from look(left)
             status = status_of(answer)
-            if status in FINISHED:
+            if status in TERMINAL_STATUSES:
                 return answer
             now = time.monotonic()
             if deadline is not None and now >= deadline:

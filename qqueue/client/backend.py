@@ -45,6 +45,7 @@ from qqueue.api.schemas import MAX_BATCH, BackendInfo, SimulationOptions, TaskDe
 from qqueue.client.client import Client
 from qqueue.client.errors import ApiError, WaitTimeoutError
 from qqueue.intake.model import MAX_SHOTS
+from qqueue.tasks import TERMINAL_STATUSES
 
 __all__ = ["AER_SIMULATOR", "CircuitRejectedError", "QQueueBackend", "QQueueJob"]
 
@@ -61,7 +62,6 @@ _SEED_MODULUS = 2**63
 _CONTROL_FLOW = {"if_else": IfElseOp, "while_loop": WhileLoopOp, "for_loop": ForLoopOp,
                  "switch_case": SwitchCaseOp, "break_loop": BreakLoopOp, "continue_loop": ContinueLoopOp}
 
-_FINISHED = frozenset({"completed", "failed", "cancelled"})
 
 
 class CircuitRejectedError(JobError):
@@ -327,7 +327,7 @@ class QQueueJob(JobV1):
                                               f"{exc.status} after {wait_timeout_s:g} s") from None
                 else:
                     detail = self._qq.client.get(task_id)
-                if detail.status.value in _FINISHED:
+                if detail.status.value in TERMINAL_STATUSES:
                     self._finished[index] = detail
             out.append(detail)
         return out
@@ -340,7 +340,7 @@ class QQueueJob(JobV1):
         statuses = {d.status.value for d in self._details()}
         if "failed" in statuses:
             return JobStatus.ERROR
-        if statuses <= _FINISHED:
+        if statuses <= TERMINAL_STATUSES:
             return JobStatus.CANCELLED if "cancelled" in statuses else JobStatus.DONE
         if statuses & {"running", "completed", "cancelled"}:
             return JobStatus.RUNNING

@@ -31,6 +31,7 @@ from qiskit.providers import JobStatus
 
 from qqueue.api.schemas import JobDetail
 from qqueue.client.client import Client
+from qqueue.tasks import TERMINAL_STATUSES
 
 __all__ = ["EstimatorV2", "QQueuePrimitiveJob", "SamplerV2", "circuit_source"]
 
@@ -66,7 +67,7 @@ class QQueuePrimitiveJob(BasePrimitiveJob[PrimitiveResult[Any], JobStatus]):
         self._detail: JobDetail | None = None
 
     def _refresh(self, wait: float | None = None) -> JobDetail:
-        if self._detail is None or self._detail.status not in ("completed", "failed", "cancelled"):
+        if self._detail is None or self._detail.status not in TERMINAL_STATUSES:
             self._detail = self._client.get_job(self.job_id(), wait=wait)
         return self._detail
 
@@ -75,7 +76,7 @@ class QQueuePrimitiveJob(BasePrimitiveJob[PrimitiveResult[Any], JobStatus]):
         failed or was cancelled."""
         deadline = None if self._timeout_s is None else time.monotonic() + self._timeout_s
         detail = self._refresh()
-        while detail.status not in ("completed", "failed", "cancelled"):
+        while detail.status not in TERMINAL_STATUSES:
             left = 60.0 if deadline is None else min(60.0, deadline - time.monotonic())
             if left <= 0:
                 raise TimeoutError(f"job {self.job_id()} is still {detail.status} after {self._timeout_s} s")

@@ -54,10 +54,4 @@ def names() -> list[str]:
 def load(extra_modules: Iterable[str] = ()) -> None:
     """Import the built-in kind modules and any user modules that register more kinds."""
     for module in (*BUILTIN_MODULES, *extra_modules):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            # The quantum kinds are optional at import time only while they are being built.
-            if exc.name == module and module in BUILTIN_MODULES:
-                continue
-            raise
+        importlib.import_module(module)

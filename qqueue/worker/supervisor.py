@@ -250,8 +250,8 @@ class Supervisor:
 
     def _purge(self, now: float) -> None:
         # One bounded batch per pass keeps the loop responsive; a backlog is worked off over several passes.
-        purged = db.run(self.conn, "task_purge_finished", older_than_s=self.settings.retention_s,
-                        limit=PURGE_BATCH)["deleted"]
+        assert self.settings.retention_s is not None  # only called with a retention
+        purged = q.purge_batch(self.conn, older_than_s=self.settings.retention_s, limit=PURGE_BATCH)
         self.next_purge = now + (1.0 if purged == PURGE_BATCH else PURGE_INTERVAL_S)
         self.purged_since_vacuum += purged
         if purged:
