@@ -89,7 +89,8 @@ def _context(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 
 def not_found(request: Request[Any, Any, Any], exc: NotFoundError) -> Response[ErrorAnswer]:
-    return error_response(HTTP_404_NOT_FOUND, exc.message, error=ErrorDetail(code="not_found", message=exc.message))
+    # Exactly {"status": "error", "message": "Task not found."}: the contract of the system qqueue replaces.
+    return error_response(HTTP_404_NOT_FOUND, exc.message)
 
 
 def invalid_transition(request: Request[Any, Any, Any], exc: InvalidTransitionError) -> Response[ErrorAnswer]:

@@ -231,8 +231,8 @@ def test_jobs_are_listed_with_filters_and_paged(api, client):  # noqa: F811
     assert [j.job_id for j in first.items + rest.items] == made[::-1] and rest.next_cursor is None
     assert {j.status for j in first.items} == {"pending"}
     assert client.list_jobs(tags=[tag], status=["completed"]).items == []
-    missing = assert_error(api.client.get(f"/jobs/{uuid.uuid4()}"), 404, contains="Job not found")
-    assert missing["error"]["code"] == "not_found"
+    missing = api.client.get(f"/jobs/{uuid.uuid4()}")
+    assert missing.status_code == 404 and missing.json() == {"status": "error", "message": "Job not found."}
 
 
 def test_simulate_sweeps_and_exact_outputs_over_http(api, client, workers, sql):  # noqa: F811
