@@ -15,6 +15,7 @@ from qqueue import __version__, db
 from qqueue.client import Client
 from tests.conftest import WorkerProcess, live_workers, wait_until
 from tests.e2e.api_support import BELL, ApiServer, free_port
+from tests.e2e.test_api import module_db  # noqa: F401 (fixture)
 from tests.e2e.test_cli_processes import qq
 
 pytestmark = pytest.mark.slow
@@ -24,14 +25,17 @@ GHZ = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[3];\ncreg c[3];\nh q[0];\ncx
 BAD = "OPENQASM 2.0;\nqreg q[2];\nfoo q[0];\n"
 
 
-@pytest.fixture
-def api(db_url: str) -> Iterator[ApiServer]:
-    server = ApiServer(db_url)
+# One API and one database for the module; every test works on queues of its own.
+
+
+@pytest.fixture(scope="module")
+def api(module_db: str) -> Iterator[ApiServer]:
+    server = ApiServer(module_db)
     yield server
     server.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client(api: ApiServer) -> Iterator[Client]:
     with Client(api.url) as c:
         yield c
@@ -129,7 +133,8 @@ def test_a_wait_that_runs_out_says_which_task_how_it_stands_and_how_to_look_agai
             f"`qqueue --api-url {api.url} get {task_id}`") in run.stderr
 
 
-def test_waiting_shows_the_counts_and_output_writes_a_conversion(api, db_url, circuits, tmp_path):
+def test_waiting_shows_the_counts_and_output_writes_a_conversion(api, module_db, circuits, tmp_path):
+    db_url = module_db
     worker = WorkerProcess(db_url, "--concurrency", "1")
     try:
         with db.connection(db_url) as conn:

@@ -41,24 +41,29 @@ from qqueue.client import ApiError, AsyncClient, Client, TransportError, WaitTim
 from qqueue.tasks import TaskStatus
 from tests.conftest import WorkerProcess, live_workers, wait_until
 from tests.e2e.api_support import BELL, ApiServer, free_port
+from tests.e2e.test_api import module_db  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
 
 BAD = "OPENQASM 2.0;\nqreg q[2];\nfoo q[0];\n"
 
 
-@pytest.fixture
-def api(db_url: str) -> Iterator[ApiServer]:
-    server = ApiServer(db_url)
+# One API, one worker and one database for the module (starting them is most of a test's cost); every test
+# works on queues of its own.
+
+
+@pytest.fixture(scope="module")
+def api(module_db: str) -> Iterator[ApiServer]:
+    server = ApiServer(module_db)
     yield server
     server.stop()
 
 
-@pytest.fixture
-def worker(db_url: str) -> Iterator[WorkerProcess]:
+@pytest.fixture(scope="module")
+def worker(module_db: str) -> Iterator[WorkerProcess]:
     """One worker on the 'default' queue; tasks a test must keep pending go to a queue of their own."""
-    proc = WorkerProcess(db_url, "--concurrency", "2")
-    with db.connection(db_url) as conn:
+    proc = WorkerProcess(module_db, "--concurrency", "2")
+    with db.connection(module_db) as conn:
         wait_until(lambda: live_workers(conn) >= 1, timeout_s=60)
     yield proc
     proc.kill_all()
@@ -66,7 +71,7 @@ def worker(db_url: str) -> Iterator[WorkerProcess]:
     proc.log.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client(api: ApiServer) -> Iterator[Client]:
     with Client(api.url) as c:
         yield c
@@ -159,7 +164,7 @@ def test_get_with_wait_long_polls_and_wait_raises_a_timeout_naming_the_task(clie
     assert caught.value.status == "pending" and caught.value.last.task_id == task
 
 
-def test_listing_pages_with_cursors_and_iter_tasks_follows_them_to_the_end(client, db_url):
+def test_listing_pages_with_cursors_and_iter_tasks_follows_them_to_the_end(client, module_db):
     queue = idle_queue()
     batch = client.submit_many([{"kind": "noop", "queue": queue, "tags": ["even" if i % 2 == 0 else "odd"]}
                                 for i in range(5)])
@@ -223,7 +228,7 @@ def test_refusals_raise_api_error_with_the_code_position_and_correlation_id(clie
 # --- retries -----------------------------------------------------------------------------------------------------
 
 
-def test_a_submit_whose_answer_was_lost_is_retried_with_the_same_key_and_queued_once(api, db_url):
+def test_a_submit_whose_answer_was_lost_is_retried_with_the_same_key_and_queued_once(api, module_db):
     queue = idle_queue()
     lossy = LosesFirstAnswer()
     with Client(api.url, transport=lossy, backoff_s=0.01) as client:
@@ -231,7 +236,7 @@ def test_a_submit_whose_answer_was_lost_is_retried_with_the_same_key_and_queued_
     assert answer.message == "Task already submitted with this Idempotency-Key."  # the retry found the first
     keys_sent = [r.headers["Idempotency-Key"] for r in lossy.requests]
     assert len(keys_sent) == 2 and keys_sent[0] == keys_sent[1]
-    rows = tasks_in(db_url, queue)
+    rows = tasks_in(module_db, queue)
     assert [(r["id"], r["idempotency_key"]) for r in rows] == [(answer.task_id, keys_sent[0])]
 
     # A batch the same way: each item queued once; and a caller's own key is the one sent.
@@ -241,15 +246,15 @@ def test_a_submit_whose_answer_was_lost_is_retried_with_the_same_key_and_queued_
                                    idempotency_key="nightly-7")
     assert [r.headers["Idempotency-Key"] for r in lossy.requests] == ["nightly-7", "nightly-7"]
     assert [i.created for i in batch.items] == [False, False]
-    assert len(tasks_in(db_url, queue)) == 3
+    assert len(tasks_in(module_db, queue)) == 3
 
     # Two calls are two submissions: each makes its own key.
     with Client(api.url) as client:
         a, b = client.submit(BELL, queue=queue), client.submit(BELL, queue=queue)
-    assert a.task_id != b.task_id and len(tasks_in(db_url, queue)) == 5
+    assert a.task_id != b.task_id and len(tasks_in(module_db, queue)) == 5
 
 
-def test_503_and_429_are_retried_after_the_retry_after_the_server_gave(api, db_url):
+def test_503_and_429_are_retried_after_the_retry_after_the_server_gave(api, module_db):
     queue = idle_queue()
     busy = BusyFirst(503, "1")
     with Client(api.url, transport=busy) as client:
@@ -257,7 +262,7 @@ def test_503_and_429_are_retried_after_the_retry_after_the_server_gave(api, db_u
     (first_at, first), (second_at, second) = busy.requests
     assert second_at - first_at >= 1.0  # Retry-After, not the 0.2 s backoff
     assert first.headers["Idempotency-Key"] == second.headers["Idempotency-Key"]
-    assert [r["id"] for r in tasks_in(db_url, queue)] == [answer.task_id]
+    assert [r["id"] for r in tasks_in(module_db, queue)] == [answer.task_id]
 
     busy = BusyFirst(429, "0", times=2)
     with Client(api.url, transport=busy) as client:
@@ -307,7 +312,7 @@ def test_the_api_key_is_sent_as_a_bearer_token(db_url):
 # --- asyncio -----------------------------------------------------------------------------------------------------
 
 
-def test_the_async_client_does_what_the_blocking_one_does(api, worker, db_url):
+def test_the_async_client_does_what_the_blocking_one_does(api, worker, module_db):
     queue = idle_queue()
 
     class LosesFirstAsync(httpx.AsyncBaseTransport):
@@ -348,8 +353,8 @@ def test_the_async_client_does_what_the_blocking_one_does(api, worker, db_url):
 
         async with AsyncClient(api.url, transport=LosesFirstAsync(), backoff_s=0.01) as lossy:
             again = await lossy.submit(None, kind="noop", queue=queue)
-        assert [r["id"] for r in tasks_in(db_url, queue)][-1] == again.task_id
-        assert len(tasks_in(db_url, queue)) == 4
+        assert [r["id"] for r in tasks_in(module_db, queue)][-1] == again.task_id
+        assert len(tasks_in(module_db, queue)) == 4
 
     asyncio.run(scenario())
 
