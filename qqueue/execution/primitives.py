@@ -10,22 +10,28 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qiskit import QuantumCircuit
-from qiskit.primitives.containers.bindings_array import BindingsArray
-from qiskit_aer import AerSimulator
-from qiskit_aer.primitives import EstimatorV2, SamplerV2
 
 from qqueue.execution import backends
 from qqueue.execution.quantum import load_circuit, simulation_errors, simulator_memory_mb
 from qqueue.execution.registry import kind
 from qqueue.execution.versions import library_versions
 
+if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+    from qiskit.primitives.containers.bindings_array import BindingsArray
+    from qiskit_aer import AerSimulator
+
+# Aer's primitives are imported by the first task that needs them, not when a slot starts: every worker's
+# forkserver imports the kind modules, and a worker's slots should be up before its first claim.
+
 
 def bindings(payload: dict[str, Any]) -> BindingsArray:
     """The payload's parameter values as Qiskit binds them: by name, whatever order the parsed circuit has."""
+    from qiskit.primitives.containers.bindings_array import BindingsArray
+
     names = payload.get("parameters") or []
     values = np.asarray(payload.get("values", []), dtype=float)
     if not names:
@@ -60,6 +66,8 @@ def _metadata(result_metadata: dict[str, Any], payload: dict[str, Any]) -> dict[
 def sample(payload: dict[str, Any]) -> dict[str, Any]:
     """Aer's SamplerV2 on one PUB: per classical register, counts for every parameter set (and bitstrings
     with option memory), flat in row-major order of the PUB's shape."""
+    from qiskit_aer.primitives import SamplerV2
+
     circuit, simulator, run_options, seed, parse_s = _prepared(payload)
     sampler = SamplerV2.from_backend(simulator, seed=seed, options={"run_options": run_options})
     started = time.perf_counter()
@@ -87,6 +95,8 @@ def estimate(payload: dict[str, Any]) -> dict[str, Any]:
     """Aer's EstimatorV2 on one PUB: expectation values and their standard deviations, flat in row-major order
     of the PUB's broadcast shape. Precision 0 is exact; otherwise, as Aer does, the exact value plus normal
     noise of that standard deviation."""
+    from qiskit_aer.primitives import EstimatorV2
+
     circuit, simulator, run_options, seed, parse_s = _prepared(payload)
     estimator = EstimatorV2.from_backend(simulator, options={"run_options": run_options})
     started = time.perf_counter()

@@ -129,11 +129,13 @@ class Supervisor:
             log.warning("autovacuum is off: dead rows of the queue tables are only reclaimed by workers that "
                         "purge (--retention), which then vacuum after each purge",
                         extra={"worker_id": str(self.worker_id)})
+        # Slots first: a worker is listed live once it can take tasks, not while its forkserver still imports
+        # the kind modules (seconds), when workers that came up sooner would take every task of a burst.
+        self.slots = [SlotHandle(i, self.settings.imports) for i in range(self.concurrency)]
         db.run(self.conn, "worker_register", id=self.worker_id, hostname=socket.gethostname(), pid=os.getpid(),
                queues=self.settings.queues, concurrency=self.concurrency, version=__version__)
         log.info("worker started", extra={"worker_id": str(self.worker_id), "count": self.concurrency,
                                           "queue": ",".join(self.settings.queues)})
-        self.slots = [SlotHandle(i, self.settings.imports) for i in range(self.concurrency)]
         try:
             return self._loop()
         except Exception:
