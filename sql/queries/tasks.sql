@@ -38,15 +38,27 @@ SELECT target.status AS previous_status,
 FROM target;
 
 -- name: task_claim :many
--- LIMIT and SKIP LOCKED stay inside the CTE: it fences the planner, which could otherwise lock more rows
--- than the limit. The partial pending index serves the ORDER BY, so cost does not grow with finished rows.
+-- Each queue is read in the order of the partial pending index (queue, priority DESC, run_at, id), stopping at
+-- the limit, and the best of all of them are claimed. Written as one `queue = ANY(...)` scan, PostgreSQL 15
+-- could not read that index in order: with a large backlog it sorted every pending row of the queues (on
+-- disk), and joined the update back through a scan of the whole table, so each claim cost the backlog's size.
+-- SKIP LOCKED and LIMIT stay inside the per-queue subquery: rows another worker holds are passed over, and no
+-- queue locks more than the limit (what a queue's best rows lose to another queue's are unlocked when the
+-- statement ends). The update finds its rows by primary key (= ANY of an array, never a join the planner may
+-- turn into a scan), so cost does not grow with the backlog nor with finished rows.
 WITH due AS (
-    SELECT id
-    FROM qqueue.tasks
-    WHERE status = 'pending' AND queue = ANY(%(queues)s::text[]) AND run_at <= now()
-    ORDER BY priority DESC, run_at, id
+    SELECT t.id
+    FROM unnest(%(queues)s::text[]) AS wanted(queue)
+    CROSS JOIN LATERAL (
+        SELECT id, priority, run_at
+        FROM qqueue.tasks
+        WHERE status = 'pending' AND queue = wanted.queue AND run_at <= now()
+        ORDER BY priority DESC, run_at, id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ) t
+    ORDER BY t.priority DESC, t.run_at, t.id
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE qqueue.tasks t
     SET status = 'running',
@@ -55,8 +67,7 @@ WITH due AS (
         lease_expires_at = now() + make_interval(secs => %(lease_s)s),
         started_at = now(),
         updated_at = now()
-    FROM due
-    WHERE t.id = due.id
+    WHERE t.id = ANY(ARRAY(SELECT id FROM due)) AND t.status = 'pending'
     RETURNING t.id, t.kind, t.payload, t.attempt, t.max_attempts, t.timeout_s, t.correlation_id,
               t.priority, t.run_at, t.cache_key
 ), events AS (
