@@ -41,7 +41,7 @@ from qqueue.api.schemas import (
     PubResult,
     Tag,
 )
-from qqueue.api.tasks import Api, IdempotencyKey, decode_cursor, encode_cursor
+from qqueue.api.tasks import Api, IdempotencyKey, decode_cursor, keyset_page
 from qqueue.errors import IdempotencyConflictError, IntakeError, JobNotFoundError
 from qqueue.intake import IntakeRequest, PreparedTask
 from qqueue.tasks import TERMINAL_STATUSES, TaskSpec, new_task_id
@@ -217,13 +217,12 @@ class JobController(Controller):
             "job_list", tenant=tenant_of(request.scope), statuses=list(status) if status else None, queue=queue,
             kind=kind, tags=tags or None, created_after=created_after, created_before=created_before,
             cursor_created_at=after_created_at, cursor_id=after_id, limit=limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
+        rows, next_cursor = keyset_page(rows, limit)
         items = [JobSummary(job_id=r["id"], kind=r["kind"], status=r["status"], pubs=r["pubs"],
                             tasks_total=r["tasks_total"], tasks_done=r["tasks_done"], queue=r["queue"],
                             tags=r["tags"], correlation_id=r["correlation_id"], created_at=r["created_at"],
                             finished_at=r["finished_at"]) for r in rows]
-        return JobPage(items=items, next_cursor=encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None)
+        return JobPage(items=items, next_cursor=next_cursor)
 
     @post("/{job_id:str}/cancel", status_code=200, summary="Cancel every unfinished task of a job",
           responses=documented("400", "401", "404", "503"))

@@ -168,14 +168,12 @@ class TaskController(Controller):
             tags=tags or None, created_after=created_after, created_before=created_before,
             cursor_created_at=after_created_at, cursor_id=after_id, limit=limit + 1,
         )
-        more = len(rows) > limit
-        rows = rows[:limit]
+        rows, next_cursor = keyset_page(rows, limit)
         items = [TaskSummary(task_id=r["id"], status=r["status"], kind=r["kind"], queue=r["queue"],
                              priority=r["priority"], attempt=r["attempt"], max_attempts=r["max_attempts"],
                              tags=r["tags"], correlation_id=r["correlation_id"], created_at=r["created_at"],
                              run_at=r["run_at"], started_at=r["started_at"], finished_at=r["finished_at"])
                  for r in rows]
-        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
         return TaskPage(items=items, next_cursor=next_cursor)
 
     @post("/{task_id:str}/cancel", status_code=200, summary="Cancel a task",
@@ -307,6 +305,15 @@ def _status_message(row: dict[str, Any]) -> str:
     if row["queue_position"] is None:
         return "Task is scheduled and waits for its run_at."
     return f"Task is queued (position {row['queue_position']})."
+
+
+def keyset_page(rows: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of a list read with one row more than `limit` (that row says more follow), and the cursor of the
+    next page (None at the end)."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
 
 
 def encode_cursor(created_at: datetime, task_id: uuid.UUID) -> str:

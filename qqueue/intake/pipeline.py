@@ -54,7 +54,8 @@ def run(request: IntakeRequest) -> PreparedTask:
     circuit = _registered(source.parse(text, version).circuit, scan)
     bindable = kind in PRIMITIVE_KINDS or (kind == "simulate" and request.parameter_values is not None)
     _check_parsed(circuit, scan, text, bindable=bindable)
-    sweep = _sweep(request, circuit, limits) if bindable else None
+    inputs = _inputs(request, circuit, limits) if bindable else None
+    sweep = inputs.sweep if inputs is not None else None
     runs = sweeps.sets(sweep.shape) if sweep is not None else 1
     outputs = _outputs(request) if kind == "simulate" else None
     shots = 0
@@ -74,13 +75,13 @@ def run(request: IntakeRequest) -> PreparedTask:
     cost = preflight.Charge(method=opts.method, memory_bytes=0, estimate_s=0.0, shot_by_shot=False)
     if kind in ("simulate", *PRIMITIVE_KINDS):
         circuit, cost = _runnable(circuit, opts, max(shots, 1), limits, scan, text)
-        if sweep is not None and sweep.observables is not None:
+        if inputs is not None and inputs.observables is not None:
             # Aer runs each parameter set once, then takes every distinct Pauli term's expectation value; a PUB
             # split into parts gives every element of its shape a parameter set of its own, run once each.
             split = bool(request.chunk_size) and runs > (request.chunk_size or 0)
-            simulated = runs if split else sweeps.sets(_sweep_shape(sweep))
+            simulated = runs if split else inputs.parameter_sets
             cost = preflight.repeated(cost, simulated)
-            cost = preflight.with_observables(cost, circuit.num_qubits, sweeps.distinct_terms(sweep.observables),
+            cost = preflight.with_observables(cost, circuit.num_qubits, sweeps.distinct_terms(inputs.sweep.observables),
                                               simulated)
         else:
             cost = preflight.repeated(cost, runs)
@@ -98,7 +99,7 @@ def run(request: IntakeRequest) -> PreparedTask:
     # What the slot's memory ceiling is derived from: the charge of a simulation; for transpile and convert, the
     # ceiling's fixed headroom alone.
     payload["memory_bytes"] = cost.memory_bytes
-    parts = _parts(payload, request, circuit, limits) if kind in PRIMITIVE_KINDS else None
+    parts = _parts(payload, request, inputs, limits) if inputs is not None and kind in PRIMITIVE_KINDS else None
     profile = preflight.profile(circuit, opts.method, cost)
     profile["result_bytes"] = result_bytes
     if sweep is not None:
@@ -127,10 +128,28 @@ def _check_kind_fields(request: IntakeRequest) -> None:
         raise IntakeError(f"kind {kind!r} does not take {', '.join(wrong)}", code="invalid_request")
 
 
-def _sweep(request: IntakeRequest, circuit: QuantumCircuit, limits: IntakeLimits) -> sweeps.Sweep:
+class _Inputs(msgspec.Struct, kw_only=True, frozen=True):
+    """A PUB's (or a simulate sweep's) inputs, read once: as arrays, and as the worker will receive them."""
+
+    values: Any
+    observables: Any
+    shape: tuple[int, ...]
+    sweep: sweeps.Sweep
+
+    @property
+    def parameter_sets(self) -> int:
+        """Parameter sets the values hold (the PUB's shape may be larger, broadcast against observables)."""
+        return sweeps.sets(list(self.values.shape[:-1]))
+
+
+def _bounds(limits: IntakeLimits) -> sweeps.SweepLimits:
+    return sweeps.SweepLimits(max_sets=limits.max_parameter_sets, max_values=limits.max_parameter_values,
+                              max_terms=limits.max_observable_terms)
+
+
+def _inputs(request: IntakeRequest, circuit: QuantumCircuit, limits: IntakeLimits) -> _Inputs:
     """The PUB's (or a simulate sweep's) inputs, checked against the circuit."""
-    bounds = sweeps.SweepLimits(max_sets=limits.max_parameter_sets, max_values=limits.max_parameter_values,
-                                max_terms=limits.max_observable_terms)
+    bounds = _bounds(limits)
     parameters = [p.name for p in circuit.parameters]
     values = sweeps.read_values(request.parameter_values, parameters, bounds)
     observables = None
@@ -144,37 +163,23 @@ def _sweep(request: IntakeRequest, circuit: QuantumCircuit, limits: IntakeLimits
         # One task runs every set in order: stored flat, with the sweep's shape beside it.
         n = sweeps.sets(list(shape))
         flat = values.reshape(n, len(parameters)) if parameters else values.reshape(n, 0)
-        return sweeps.Sweep(parameters=parameters, values=flat.tolist(), shape=list(shape))
-    return sweeps.whole(parameters, values, observables, shape)
+        sweep = sweeps.Sweep(parameters=parameters, values=flat.tolist(), shape=list(shape))
+    else:
+        sweep = sweeps.whole(parameters, values, observables, shape)
+    return _Inputs(values=values, observables=observables, shape=shape, sweep=sweep)
 
 
-def _sweep_shape(sweep: sweeps.Sweep) -> list[int]:
-    """The shape of a sweep's parameter sets (its values without their last axis)."""
-    values = sweep.values
-    shape: list[int] = []
-    while isinstance(values, list) and values and isinstance(values[0], list):
-        shape.append(len(values))
-        values = values[0]
-    return shape
-
-
-def _parts(payload: dict[str, Any], request: IntakeRequest, circuit: QuantumCircuit,
+def _parts(payload: dict[str, Any], request: IntakeRequest, inputs: _Inputs,
            limits: IntakeLimits) -> list[tuple[dict[str, Any], str | None]] | None:
     """A PUB with more elements than the chunk size, as contiguous parts (None when it is one task)."""
-    shape = tuple(payload["shape"])
-    total = sweeps.sets(list(shape))
+    total = sweeps.sets(list(inputs.shape))
     chunk = request.chunk_size
     payload["sets"] = [0, total]
     if not chunk or total <= chunk:
         return None
-    bounds = sweeps.SweepLimits(max_sets=limits.max_parameter_sets, max_values=limits.max_parameter_values,
-                                max_terms=limits.max_observable_terms)
-    parameters = payload["parameters"]
-    values = sweeps.read_values(request.parameter_values, parameters, bounds)
-    observables = (sweeps.read_observables(request.observables, circuit.num_qubits, bounds)
-                   if request.kind == "estimate" else None)
     parts = []
-    for start, stop, sweep in sweeps.split(parameters, values, observables, shape, chunk, bounds):
+    for start, stop, sweep in sweeps.split(inputs.sweep.parameters, inputs.values, inputs.observables,
+                                           inputs.shape, chunk, _bounds(limits)):
         part = {**payload, **{k: v for k, v in msgspec.structs.asdict(sweep).items() if v is not None},
                 "sets": [start, stop]}
         if payload.get("seed") is not None:
@@ -239,8 +244,8 @@ def _exact_circuit(circuit: QuantumCircuit, outputs: list[str], runs: int,
 
 
 def cache_key(kind: str, payload: dict[str, Any]) -> str | None:
-    """Content hash of everything a seeded simulation's result depends on; None when unseeded (those always
-    run) and for kinds other than simulate."""
+    """Content hash of everything a seeded run's result depends on; None when unseeded (those always run) and
+    for kinds that do not simulate (transpile, convert)."""
     if kind not in ("simulate", *PRIMITIVE_KINDS) or payload.get("seed") is None:
         return None
     return hashlib.sha256(_canonical.encode({"kind": kind, "payload": payload, **library_versions()})).hexdigest()

@@ -240,25 +240,20 @@ def with_observables(cost: Charge, qubits: int, terms: int, parameter_sets: int)
         per_term = qubits * qubits * STABILIZER_S_PER_QUBIT_OP
     else:
         per_term = 0.0
-    return Charge(method=cost.method, memory_bytes=cost.memory_bytes,
-                  estimate_s=cost.estimate_s + terms * parameter_sets * per_term, shot_by_shot=cost.shot_by_shot)
+    return msgspec.structs.replace(cost, estimate_s=cost.estimate_s + terms * parameter_sets * per_term)
 
 
 def with_exact_outputs(cost: Charge, qubits: int, runs: int) -> Charge:
     """An exact output is a dense array of 2^n entries per run, each built from the state (for the stabilizer
     simulator, each a pass over the tableau)."""
     per_run = 2.0 ** qubits * STATEVECTOR_S_PER_AMPLITUDE_OP * (qubits if cost.method == "stabilizer" else 1)
-    return Charge(method=cost.method, memory_bytes=cost.memory_bytes, estimate_s=cost.estimate_s + runs * per_run,
-                  shot_by_shot=cost.shot_by_shot)
+    return msgspec.structs.replace(cost, estimate_s=cost.estimate_s + runs * per_run)
 
 
 def repeated(cost: Charge, runs: int) -> Charge:
     """The charge of running a circuit once per parameter set: the same memory (sets run one after another),
     `runs` times the time."""
-    if runs == 1:
-        return cost
-    return Charge(method=cost.method, memory_bytes=cost.memory_bytes, estimate_s=cost.estimate_s * runs,
-                  shot_by_shot=cost.shot_by_shot)
+    return msgspec.structs.replace(cost, estimate_s=cost.estimate_s * runs)
 
 
 def human_bytes(n: int) -> str:

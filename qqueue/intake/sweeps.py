@@ -159,7 +159,7 @@ def read_observables(raw: Any, num_qubits: int, limits: SweepLimits) -> np.ndarr
     tree = _read_tree(raw, num_qubits, limits, terms, 0)
     flat = _flatten(tree)
     array = np.empty(len(flat), dtype=object)
-    array[:] = [leaf for leaf, _ in flat]
+    array[:] = flat
     shape = _tree_shape(tree)
     return array.reshape(shape)
 
@@ -215,10 +215,10 @@ def _tree_shape(tree: Any) -> tuple[int, ...]:
     return (len(tree), *shapes.pop())
 
 
-def _flatten(tree: Any) -> list[tuple[dict[str, float], None]]:
+def _flatten(tree: Any) -> list[dict[str, float]]:
     if isinstance(tree, list):
         return [leaf for item in tree for leaf in _flatten(item)]
-    return [(tree, None)]
+    return [tree]
 
 
 def distinct_terms(observables: Any) -> int:

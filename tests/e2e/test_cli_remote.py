@@ -5,40 +5,24 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from qqueue import __version__, db
-from qqueue.client import Client
 from tests.conftest import WorkerProcess, live_workers, wait_until
-from tests.e2e.api_support import BELL, ApiServer, free_port
-from tests.e2e.test_api import module_db  # noqa: F401 (fixture)
+from tests.e2e.api_support import BELL, free_port
 from tests.e2e.test_cli_processes import qq
+
+# One API and one database for the module, as the client's tests have; every test works on queues of its own.
+from tests.e2e.test_client import api, client, module_db  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 
 GHZ = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[3];\ncreg c[3];\nh q[0];\ncx q[0],q[1];\ncx q[1],q[2];\n' \
       'measure q -> c;\n'
 BAD = "OPENQASM 2.0;\nqreg q[2];\nfoo q[0];\n"
-
-
-# One API and one database for the module; every test works on queues of its own.
-
-
-@pytest.fixture(scope="module")
-def api(module_db: str) -> Iterator[ApiServer]:
-    server = ApiServer(module_db)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def client(api: ApiServer) -> Iterator[Client]:
-    with Client(api.url) as c:
-        yield c
 
 
 @pytest.fixture
