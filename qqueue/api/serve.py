@@ -7,12 +7,12 @@ import socket
 
 import uvicorn
 
-from qqueue import db, migrate
 from qqueue.api.app import create_app
 from qqueue.api.context import ApiContext
 from qqueue.config import Settings
 from qqueue.errors import QQueueError
 from qqueue.logs import setup_logging
+from qqueue.store import db, migrate
 
 #: How long a stopping server lets requests (long-polls included) finish.
 GRACEFUL_SHUTDOWN_S = 5

@@ -21,7 +21,6 @@ from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
-from qqueue import queue_async
 from qqueue.api import correlation, limits, submit
 from qqueue.api.auth import tenant_of
 from qqueue.api.context import ApiContext
@@ -43,6 +42,7 @@ from qqueue.api.schemas import (
     decode_item,
 )
 from qqueue.errors import IntakeError, TaskNotFoundError
+from qqueue.store import queue_async
 from qqueue.tasks import TERMINAL_STATUSES, TaskSpec, TaskStatus
 
 log = logging.getLogger("qqueue.api")

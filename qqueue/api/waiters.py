@@ -19,8 +19,8 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from qqueue import db
 from qqueue.errors import DatabaseUnavailableError
+from qqueue.store import db
 
 log = logging.getLogger("qqueue.api.waiters")
 

@@ -14,11 +14,11 @@ import time
 import uuid
 from typing import Any
 
-from qqueue import db, migrate
-from qqueue import queue as q
 from qqueue.bench import harness
 from qqueue.execution.quantum import simulate
 from qqueue.intake import prepare
+from qqueue.store import db, migrate
+from qqueue.store import queue as q
 from qqueue.tasks import TaskSpec
 
 BELL = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n'

@@ -16,9 +16,9 @@ import time
 import uuid
 from typing import Any
 
-from qqueue import db, migrate
-from qqueue import queue as q
 from qqueue.bench import harness
+from qqueue.store import db, migrate
+from qqueue.store import queue as q
 from qqueue.tasks import TaskSpec
 
 BATCH_EVERY_S = 0.1

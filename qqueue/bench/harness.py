@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
-from qqueue import db
 from qqueue.errors import QQueueError
+from qqueue.store import db
 
 
 def quantile(values: Sequence[float], fraction: float) -> float:

@@ -21,9 +21,9 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from qqueue import db, migrate
-from qqueue import queue as q
 from qqueue.bench import harness
+from qqueue.store import db, migrate
+from qqueue.store import queue as q
 from qqueue.tasks import TaskSpec
 
 ENQUEUE_CHUNK = 1000

@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from qqueue import db, jobs, migrate
-from qqueue import queue as q
+from qqueue import jobs
 from qqueue.bench import harness
 from qqueue.intake import prepare
+from qqueue.store import db, migrate
+from qqueue.store import queue as q
 from qqueue.tasks import TaskSpec, new_task_id
 
 

@@ -25,11 +25,12 @@ from typing import Any
 import msgspec
 import psycopg
 
-from qqueue import __version__, db, migrate
-from qqueue import queue as q
+from qqueue import __version__
 from qqueue.config import Settings
 from qqueue.errors import DatabaseUnavailableError
 from qqueue.retry import backoff_s
+from qqueue.store import db, migrate
+from qqueue.store import queue as q
 from qqueue.tasks import ClaimedTask
 from qqueue.worker.slots import SlotHandle
 

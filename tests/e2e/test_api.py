@@ -24,7 +24,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from qqueue import db, migrate
+from qqueue.store import db, migrate
 from tests.conftest import WorkerProcess, live_workers, wait_until
 from tests.e2e.api_support import BELL, ApiServer, private_postgres
 

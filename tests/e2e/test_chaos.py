@@ -26,8 +26,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from qqueue import db, migrate
-from qqueue.invariants import check
+from qqueue.store import db, migrate
+from qqueue.store.invariants import check
 from tests.conftest import REPO, WorkerProcess, wait_until
 from tests.e2e.api_support import BELL, ApiServer, PrivatePostgres, private_postgres
 from tests.e2e.chaos_support import Submitter, first_running, slot_pids

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from qqueue import embedded
-from qqueue import queue as q
+from qqueue.store import queue as q
 from qqueue.tasks import TaskSpec
 from tests.conftest import REPO, wait_until
 from tests.e2e.api_support import BELL, free_port

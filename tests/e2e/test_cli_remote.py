@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from qqueue import __version__, db
+from qqueue import __version__
+from qqueue.store import db
 from tests.conftest import WorkerProcess, live_workers, wait_until
 from tests.e2e.api_support import BELL, free_port
 from tests.e2e.test_cli_processes import qq

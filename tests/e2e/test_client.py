@@ -16,7 +16,6 @@ import httpx
 import pytest
 from psycopg.rows import dict_row
 
-from qqueue import db, keys
 from qqueue.api.schemas import (
     BackendInfo,
     BatchAnswer,
@@ -38,6 +37,7 @@ from qqueue.api.schemas import (
     TaskSummary,
 )
 from qqueue.client import ApiError, AsyncClient, Client, TransportError, WaitTimeoutError
+from qqueue.store import db, keys
 from qqueue.tasks import TaskStatus
 from tests.conftest import WorkerProcess, live_workers, wait_until
 from tests.e2e.api_support import BELL, ApiServer, free_port

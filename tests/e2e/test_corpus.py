@@ -30,7 +30,7 @@ from qiskit.quantum_info import Operator
 from qiskit.transpiler import StagedPassManager, generate_preset_pass_manager
 from qiskit_aer import AerSimulator
 
-from qqueue import db
+from qqueue.store import db
 from tests.conftest import WorkerProcess, live_workers, wait_until
 from tests.corpus import CorpusCircuit, circuits, corpus
 from tests.e2e.api_support import ApiServer

@@ -38,9 +38,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from qqueue import db
 from qqueue.api.app import create_app
 from qqueue.config import load_settings
+from qqueue.store import db
 from tests.conftest import WorkerProcess, live_workers, wait_until
 from tests.e2e.api_support import BELL, ApiServer
 from tests.e2e.test_api import api, module_db  # noqa: F401 (fixtures: the API on a database of the module's own)

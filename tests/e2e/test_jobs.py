@@ -18,10 +18,10 @@ from qiskit_aer.primitives import EstimatorV2 as AerEstimator
 from qiskit_aer.primitives import SamplerV2 as AerSampler
 from scipy.optimize import minimize
 
-from qqueue import queue as q
 from qqueue.client import Client, EstimatorV2, SamplerV2
 from qqueue.client.primitives import circuit_source
-from qqueue.invariants import check
+from qqueue.store import queue as q
+from qqueue.store.invariants import check
 from tests.conftest import WorkerProcess, live_workers, wait_until
 from tests.e2e.api_support import ApiServer
 from tests.e2e.test_api import api, assert_error, idle_queue, module_db, sql  # noqa: F401 (fixtures)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from qqueue import queue as q
 from qqueue.intake import prepare
+from qqueue.store import queue as q
 from qqueue.tasks import TaskSpec
 from tests.conftest import wait_until
 from tests.unit.test_intake import BELL2, BELL3

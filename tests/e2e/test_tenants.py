@@ -17,7 +17,7 @@ import httpx
 import psycopg
 import pytest
 
-from qqueue import keys
+from qqueue.store import keys
 from tests.conftest import REPO
 from tests.e2e.api_support import BELL, ApiServer
 from tests.e2e.test_api import assert_error, idle_queue, module_db, sql  # noqa: F401 (fixtures)

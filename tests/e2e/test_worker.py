@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from qqueue import queue as q
-from qqueue.invariants import check
+from qqueue.store import queue as q
+from qqueue.store.invariants import check
 from qqueue.tasks import TaskSpec
 from tests.conftest import live_workers, status_counts, wait_until
 

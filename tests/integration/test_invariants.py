@@ -11,8 +11,8 @@ from typing import Any
 import msgspec
 import psycopg
 
-from qqueue import queue as q
-from qqueue.invariants import check
+from qqueue.store import queue as q
+from qqueue.store.invariants import check
 from qqueue.tasks import TaskSpec
 
 W1, W2 = uuid.uuid4(), uuid.uuid4()

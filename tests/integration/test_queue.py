@@ -10,9 +10,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from qqueue import db, migrate
-from qqueue import queue as q
 from qqueue.errors import InvalidTransitionError, SchemaNotReadyError, TaskNotFoundError
+from qqueue.store import db, migrate
+from qqueue.store import queue as q
 from qqueue.tasks import TaskSpec
 
 W1, W2 = uuid.uuid4(), uuid.uuid4()
@@ -304,7 +304,7 @@ def test_every_terminal_transition_notifies_waiters_once_per_statement(conn, db_
 
 
 def test_invariant_checker_finds_broken_promises(conn):
-    from qqueue.invariants import check
+    from qqueue.store.invariants import check
 
     good, twice, bad_counts = (t.id for t in q.enqueue_many(conn, [TaskSpec(kind="noop")] * 3))
     claim(conn)

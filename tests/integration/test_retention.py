@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from qqueue import db
 from qqueue.config import load_settings
+from qqueue.store import db
 from qqueue.worker.supervisor import Supervisor
 from tests.conftest import wait_until
 

@@ -9,9 +9,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from qqueue import db
 from qqueue.api.context import ApiContext
 from qqueue.config import load_settings
+from qqueue.store import db
 from qqueue.worker.supervisor import Supervisor
 
 

@@ -8,9 +8,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from qqueue import db
 from qqueue.config import load_settings
 from qqueue.errors import DatabaseUnavailableError
+from qqueue.store import db
 from qqueue.worker.supervisor import Supervisor
 from tests.conftest import wait_until
 

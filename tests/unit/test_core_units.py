@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from qqueue import db, migrate
 from qqueue.config import load_settings
 from qqueue.errors import ConfigError
 from qqueue.retry import backoff_s
+from qqueue.store import db, migrate
 from qqueue.tasks import TaskStatus, new_task_id
 
 

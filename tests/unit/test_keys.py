@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from qqueue import keys
+from qqueue.store import keys
 
 
 def test_only_a_well_formed_key_yields_its_prefix():

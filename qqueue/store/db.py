@@ -30,8 +30,9 @@ _HEADER = re.compile(r"^-- name: (?P<name>[a-z_]+) :(?P<fetch>one|many|exec)\s*$
 
 def sql_dir() -> Path:
     """Where the sql/ folder is: inside an installed wheel, or at the top of a checkout."""
-    packaged = Path(__file__).parent / "_sql"
-    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "sql"
+    package = Path(__file__).parent.parent
+    packaged = package / "_sql"
+    return packaged if packaged.is_dir() else package.parent / "sql"
 
 
 @dataclass(frozen=True, slots=True)

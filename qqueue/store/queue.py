@@ -15,8 +15,8 @@ from typing import Any
 import msgspec
 import psycopg
 
-from qqueue import db
 from qqueue.errors import InvalidTransitionError, TaskNotFoundError
+from qqueue.store import db
 from qqueue.tasks import TERMINAL_STATUSES, ClaimedTask, EnqueuedTask, TaskSpec, new_task_id
 
 _json = msgspec.json.Encoder()
@@ -220,7 +220,7 @@ def wait_finished(conn: psycopg.Connection[Any], task_id: uuid.UUID, *, timeout_
 
 
 # shared by queue_async ----------------------------------------------------------------------------------------
-# Pure helpers used by both this module and its async twin (qqueue/queue_async.py), so the two cannot drift.
+# Pure helpers used by both this module and its async twin (qqueue/store/queue_async.py), so the two cannot drift.
 
 
 def prepare_insert(specs: Sequence[TaskSpec]) -> tuple[list[TaskSpec], str]:

@@ -19,8 +19,8 @@ from typing import Any
 import msgspec
 import psycopg
 
-from qqueue import db
 from qqueue.errors import ConfigError
+from qqueue.store import db
 
 __all__ = ["KeyInfo", "NewKey", "create", "hash_key", "parse", "revoke", "list_keys", "verify"]
 

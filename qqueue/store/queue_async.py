@@ -1,7 +1,7 @@
 """Async twins of the queue writes the HTTP API needs: submit and cancel.
 
 Task state still changes only through the named queries of sql/queries/tasks.sql; what interprets their rows
-lives in pure helpers of `qqueue.queue` (`prepare_insert`, `cancel_outcome`) that both modules call, so the
+lives in pure helpers of `qqueue.store.queue` (`prepare_insert`, `cancel_outcome`) that both modules call, so the
 sync and async paths cannot drift apart. Keep it that way: no logic here that `queue` also needs.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 import msgspec
 import psycopg
 
-from qqueue import db, queue
 from qqueue.errors import IdempotencyConflictError, InvalidTransitionError
+from qqueue.store import db, queue
 from qqueue.tasks import TaskSpec
 
 __all__ = ["Submitted", "cancel", "enqueue_many"]

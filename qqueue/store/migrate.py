@@ -11,8 +11,8 @@ from typing import Any
 
 import psycopg
 
-from qqueue import db
 from qqueue.errors import SchemaNotReadyError
+from qqueue.store import db
 
 _FILE = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 

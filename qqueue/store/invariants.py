@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import psycopg
 
-from qqueue import db
+from qqueue.store import db
 
 
 class Report(msgspec.Struct, kw_only=True):
