@@ -23,6 +23,7 @@ from qqueue.config import Settings, load_settings
 from qqueue.errors import QQueueError
 
 if TYPE_CHECKING:
+    from qqueue.api.schemas import TaskDetail
     from qqueue.client import Client
     from qqueue.embedded import Attached
 
@@ -363,18 +364,15 @@ def _task_id(text: str) -> Any:
         _fail(f"{text!r} is not a task id (a UUID)")
 
 
-def _task_detail(conn: Any, task_id: Any) -> dict[str, Any]:
+def _task_detail(conn: Any, task_id: Any) -> TaskDetail:
+    """The task as GET /tasks/{id} answers it, read from the database: the CLI shows one shape either way."""
     import msgspec
 
-    from qqueue.errors import TaskNotFoundError
-    from qqueue.store import db
+    from qqueue.api.schemas import TaskDetail
+    from qqueue.store import reads
 
-    row = db.run(conn, "task_get_detail", id=task_id, tenant=None)
-    if row is None:
-        raise TaskNotFoundError(task_id)
-    row["result"] = msgspec.json.decode(row.pop("result_json")) if row["result_json"] is not None else None
-    row["status_history"] = msgspec.json.decode(row.pop("history_json"))
-    return row
+    # Through JSON, as a client would receive it: the result and history are held as raw JSON text until then.
+    return msgspec.json.decode(msgspec.json.encode(reads.fetch(conn, reads.task_detail(task_id))), type=TaskDetail)
 
 
 def _print_json(value: Any) -> None:
@@ -640,12 +638,12 @@ def _local_look(url: str) -> Look:
     from qqueue.store import queue as q
 
     def look(task_id: Any, seconds: float) -> tuple[dict[str, Any], Any]:
-        def until_done(conn: Any) -> dict[str, Any]:
+        def until_done(conn: Any) -> TaskDetail:
             q.wait_finished(conn, task_id, timeout_s=seconds)
             return _task_detail(conn, task_id)
 
-        task = _connected(url, until_done)
-        return task, task
+        detail = _connected(url, until_done)
+        return _as_row(detail), _wire(detail)
 
     return look
 
@@ -722,10 +720,10 @@ def get(
     if api is not None:
         with _talking(api):
             detail = api.get(tid)
-        task, value = _as_row(detail), _wire(detail)
     else:
         url = _url(_settings(database_url=database_url, data_dir=data_dir))
-        task = value = _connected(url, lambda conn: _task_detail(conn, tid))
+        detail = _connected(url, lambda conn: _task_detail(conn, tid))
+    task, value = _as_row(detail), _wire(detail)
     if as_json:
         _print_json(value)
     else:
@@ -750,7 +748,7 @@ def list_tasks(
 
     Example: qqueue ls --status failed --limit 50
     """
-    from qqueue.store import db
+    from qqueue.store import reads
     from qqueue.tasks import TaskStatus
 
     _check_statuses(status, [s.value for s in TaskStatus])
@@ -758,12 +756,11 @@ def list_tasks(
     if api is not None:
         with _talking(api):
             page = api.list(status=status, queue=queue, kind=kind, tags=tag, limit=limit)
-        rows, values = [_as_row(t) for t in page.items], [_wire(t) for t in page.items]
     else:
         url = _url(_settings(database_url=database_url, data_dir=data_dir))
-        rows = values = _connected(url, lambda conn: db.run(
-            conn, "task_list", tenant=None, statuses=status or None, queue=queue, kind=kind, tags=tag or None,
-            created_after=None, created_before=None, cursor_created_at=None, cursor_id=None, limit=limit))
+        where = reads.ListFilter(statuses=status, queue=queue, kind=kind, tags=tag, limit=limit)
+        page = _connected(url, lambda conn: reads.fetch(conn, reads.task_page(where)))
+    rows, values = [_as_row(t) for t in page.items], [_wire(t) for t in page.items]
     if as_json:
         _print_json(values)
     else:
@@ -910,11 +907,11 @@ def stats(
 
     Example: qqueue stats
     """
-    from qqueue.store import db
+    from qqueue.store import reads
 
     url = _url(_settings(database_url=database_url, data_dir=data_dir))
-    queues, workers = _connected(url, lambda conn: (db.run(conn, "queue_stats_all"),
-                                                    db.run(conn, "worker_list_live")))
+    queues, workers = _connected(url, lambda conn: ([_wire(q) for q in reads.fetch(conn, reads.queue_stats())],
+                                                    [_wire(w) for w in reads.fetch(conn, reads.live_workers())]))
     if as_json:
         _print_json({"queues": queues, "workers": workers})
         return

@@ -53,6 +53,10 @@ class JobNotFoundError(NotFoundError):
         self.job_id = job_id
 
 
+class CursorError(QQueueError):
+    """Invalid cursor: pass next_cursor of the previous page unchanged."""
+
+
 class InvalidTransitionError(QQueueError):
     """The task is not in a state that allows this change."""
 

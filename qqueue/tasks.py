@@ -80,13 +80,6 @@ class ClaimedTask(msgspec.Struct, kw_only=True, frozen=True):
     cached_result: Any = None
 
 
-class EnqueuedTask(msgspec.Struct, kw_only=True, frozen=True):
-    """What enqueue reports per task. `created` is False when an idempotency key matched an earlier task."""
-
-    id: uuid.UUID
-    created: bool
-
-
 _last_ms = 0
 _counter = 0
 _id_lock = threading.Lock()

@@ -16,7 +16,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from litestar.middleware.base import DefineMiddleware
 
 from qqueue.api import correlation
-from qqueue.store import keys
+from qqueue.store import keys, reads
 
 log = logging.getLogger("qqueue.api")
 
@@ -36,12 +36,12 @@ class _BearerKeyMiddleware(AbstractAuthenticationMiddleware):
         if prefix is None:
             raise _refused(connection, "missing or malformed" if not header else "malformed")
         api = connection.app.state["api"]
-        row = await api.read("api_key_get", prefix=prefix)
+        row = await api.read(reads.api_key(prefix))
         # The hash is compared even for a revoked key, so both answers take the same time.
-        matches = row is not None and keys.verify(presented, row["key_hash"])
-        if not matches or row["revoked"]:
+        matches = row is not None and keys.verify(presented, row.key_hash)
+        if row is None or not matches or row.revoked:
             raise _refused(connection, "revoked" if matches else "unknown")
-        return AuthenticationResult(user=row["tenant"], auth=prefix)
+        return AuthenticationResult(user=row.tenant, auth=prefix)
 
 
 def _refused(connection: ASGIConnection[Any, Any, Any, Any], why: str) -> NotAuthorizedException:

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import psycopg
@@ -27,7 +27,9 @@ from qqueue.api.waiters import FinishedWaiters
 from qqueue.config import Settings
 from qqueue.errors import DatabaseUnavailableError
 from qqueue.intake import ParserPool
-from qqueue.store import db, migrate
+from qqueue.store import db, migrate, reads
+
+T = TypeVar("T")
 
 log = logging.getLogger("qqueue.api")
 
@@ -78,8 +80,7 @@ class ApiContext:
         return await psycopg.AsyncConnection.connect(self.database_url, **self._connect_kwargs)
 
     async def _finished(self, ids: list[uuid.UUID]) -> list[uuid.UUID]:
-        rows = await self.read("task_list_finished", ids=ids)
-        return [r["id"] for r in rows]
+        return await self.read(reads.finished_of(ids))
 
     @asynccontextmanager
     async def connection(self, timeout: float | None = None) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -113,19 +114,19 @@ class ApiContext:
             self._down_since = time.monotonic()
             log.warning("database unavailable; answering 503 until it returns: %s", _first_line(exc))
 
-    async def read(self, query: str, *, timeout: float | None = None, **params: Any) -> Any:
-        """Run a read-only named query; after a database restart the pool may still hold dead connections,
-        so a failure is retried once on a fresh connection (safe: nothing was written)."""
+    async def read(self, read: reads.Read[T], *, timeout: float | None = None) -> T:
+        """Run a read; after a database restart the pool may still hold dead connections, so a failure is
+        retried once on a fresh connection (safe: nothing was written)."""
         try:
             async with self.connection(timeout) as conn:
-                return await db.run_async(conn, query, **params)
+                return await reads.fetch_async(conn, read)
         except DatabaseUnavailableError as exc:
             if isinstance(exc.__cause__, PoolTimeout):
                 raise  # no connection to be had: waiting twice would not help
             # Shielded: the check is shared, and a client hanging up must not cancel it for everyone.
             await asyncio.shield(self._check_pool_soon())
             async with self.connection(timeout) as conn:
-                return await db.run_async(conn, query, **params)
+                return await reads.fetch_async(conn, read)
 
     def _check_pool_soon(self) -> asyncio.Task[None]:
         """Start a check of the pool's idle connections, unless one is running; return it."""

@@ -28,6 +28,7 @@ from psycopg_pool import PoolTimeout
 from qqueue.api import correlation
 from qqueue.api.schemas import PATTERN_WORDS, ErrorAnswer, ErrorDetail
 from qqueue.errors import (
+    CursorError,
     DatabaseUnavailableError,
     IdempotencyConflictError,
     IntakeBusyError,
@@ -182,6 +183,12 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
     return error_response(status, message, headers=exc.headers)
 
 
+def bad_cursor(request: Request[Any, Any, Any], exc: CursorError) -> Response[ErrorAnswer]:
+    """A listing's cursor that no page gave out: 400."""
+    message = f"Invalid request: {exc.message}"
+    return error_response(HTTP_400_BAD_REQUEST, message, error=ErrorDetail(code="invalid_request", message=message))
+
+
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorAnswer]:
     """The catch-all: log everything, answer nothing but the correlation id to quote."""
     extra = _context(request)
@@ -201,6 +208,7 @@ EXCEPTION_HANDLERS: dict[type[Exception], ExceptionHandler] = {
     SchemaNotReadyError: database_unavailable,
     PoolTimeout: database_unavailable,
     ValidationException: validation_error,
+    CursorError: bad_cursor,
     HTTPException: http_error,
     Exception: internal_error,
 }

@@ -15,6 +15,7 @@ from qqueue.api.context import ApiContext
 from qqueue.api.errors import documented
 from qqueue.api.schemas import Health, QueueStats, WorkerInfo
 from qqueue.errors import DatabaseUnavailableError
+from qqueue.store import reads
 
 Api = NamedDependency[ApiContext]
 
@@ -39,7 +40,7 @@ class OperationsController(Controller):
         figures = not api.settings.api_auth
         now = datetime.now(UTC)
         try:
-            row = await api.read("health_check", timeout=api.settings.api_health_timeout_s)
+            figures_row = await api.read(reads.health(), timeout=api.settings.api_health_timeout_s)
         except DatabaseUnavailableError:
             return _unhealthy(Health(status="unhealthy", timestamp=now, database_status="disconnected",
                                      queue_status="disconnected", database="unreachable", schema="unknown",
@@ -52,14 +53,14 @@ class OperationsController(Controller):
                                      schema_version=None, expected_schema_version=expected, live_workers=None,
                                      queue_depth=None, long_polls=api.waiters.waiting if figures else None,
                                      message="The database has no qqueue schema; run `qqueue migrate`."))
-        versions: list[int] = row["versions"]
+        versions = figures_row.versions
         behind = not api.expected_schema_versions <= set(versions)
         health = Health(
             status="unhealthy" if behind else "healthy", timestamp=now, database_status="connected",
             queue_status="disconnected" if behind else "connected", database="ok",
             schema="behind" if behind else "current", schema_version=max(versions, default=None),
-            expected_schema_version=expected, live_workers=row["live_workers"] if figures else None,
-            queue_depth=row["queue_depth"] if figures else None,
+            expected_schema_version=expected, live_workers=figures_row.live_workers if figures else None,
+            queue_depth=figures_row.queue_depth if figures else None,
             long_polls=api.waiters.waiting if figures else None,
             message="The database schema is behind; run `qqueue migrate`." if behind else None,
         )
@@ -69,19 +70,13 @@ class OperationsController(Controller):
     async def queues(self, request: Request[Any, Any, Any], api: Api) -> list[QueueStats]:
         """From the qqueue.queue_stats view: pending, due, running, finished counts and the oldest due age.
         With API keys on, counted over the caller's own tasks only."""
-        tenant = tenant_of(request.scope)
-        if tenant is not None:
-            return [QueueStats(**row) for row in await api.read("queue_stats_tenant", tenant=tenant)]
-        return [QueueStats(**row) for row in await api.read("queue_stats_all")]
+        return await api.read(reads.queue_stats(tenant_of(request.scope)))
 
     @get("/workers", summary="Live workers", cache=False, responses=documented("401", "503"))
     async def workers(self, request: Request[Any, Any, Any], api: Api) -> list[WorkerInfo]:
         """From the qqueue.live_workers view: workers that heartbeat within the last minute. Where they run
         (host name, process id) is the operator's to know: a tenant's key sees every other field."""
-        rows = await api.read("worker_list_live")
-        if tenant_of(request.scope) is not None:
-            return [WorkerInfo(**{**row, "hostname": None, "pid": None}) for row in rows]
-        return [WorkerInfo(**row) for row in rows]
+        return await api.read(reads.live_workers(show_hosts=tenant_of(request.scope) is None))
 
 
 def _unhealthy(health: Health) -> Response[Any]:

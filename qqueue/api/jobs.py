@@ -36,15 +36,15 @@ from qqueue.api.schemas import (
     JobStatus,
     JobSubmission,
     JobSubmitAnswer,
-    JobSummary,
     JobTask,
     PubResult,
     Tag,
 )
-from qqueue.api.tasks import Api, IdempotencyKey, decode_cursor, keyset_page
+from qqueue.api.tasks import Api, IdempotencyKey
 from qqueue.errors import IdempotencyConflictError, IntakeError, JobNotFoundError
 from qqueue.intake import IntakeRequest, PreparedTask
-from qqueue.store import db, queue_async
+from qqueue.store import db, reads
+from qqueue.store.queue import enqueue_many_async
 from qqueue.tasks import TERMINAL_STATUSES, TaskSpec, new_task_id
 
 log = logging.getLogger("qqueue.api")
@@ -91,14 +91,14 @@ def _refusal(index: int, exc: IntakeError) -> IntakeError:
 
 
 async def _replayed(api: ApiContext, key: str, tenant: str | None, digest: str) -> JobSubmitAnswer | None:
-    row = await api.read("job_get_by_idempotency_key", key=key, tenant=tenant)
+    row = await api.read(reads.job_by_key(key, tenant))
     if row is None:
         return None
-    if row["request_hash"] != digest:
+    if row.request_hash != digest:
         raise IdempotencyConflictError(key)
-    return JobSubmitAnswer(job_id=row["id"], status=row["status"], message="Job already submitted with this "
-                           "Idempotency-Key.", pubs=row["pubs"], tasks_total=row["tasks_total"],
-                           submitted_at=row["created_at"], correlation_id=row["correlation_id"])
+    return JobSubmitAnswer(job_id=row.id, status=row.status, message="Job already submitted with this "
+                           "Idempotency-Key.", pubs=row.pubs, tasks_total=row.tasks_total,
+                           submitted_at=row.created_at, correlation_id=row.correlation_id)
 
 
 class JobController(Controller):
@@ -149,7 +149,7 @@ class JobController(Controller):
                     plan, kind=data.kind, queue=data.queue, tenant=tenant, idempotency_key=idempotency_key,
                     request_hash=digest, correlation_id=cid, tags=data.tags, metadata=data.metadata))
                 if row is not None:
-                    await queue_async.enqueue_many(conn, plan.tasks)
+                    await enqueue_many_async(conn, plan.tasks)
         if row is None:
             # A concurrent request with the same key won the insert.
             assert idempotency_key and digest
@@ -186,11 +186,11 @@ class JobController(Controller):
             remaining = deadline - time.monotonic()
             if detail.status in TERMINAL_STATUSES or remaining <= 0:
                 return detail
-            ids = [r["id"] for r in await api.read("job_unfinished_task_ids", id=job_id)]
+            ids = await api.read(reads.job_unfinished(job_id))
             with contextlib.ExitStack() as stack:
                 ended = [stack.enter_context(api.waiters.watch(i)) for i in ids]
                 # Watched before re-reading: a task ending in between would otherwise be missed.
-                again = await api.read("job_unfinished_task_ids", id=job_id)
+                again = await api.read(reads.job_unfinished(job_id))
                 if again:
                     await asyncio.wait(ended, timeout=remaining)
 
@@ -213,17 +213,9 @@ class JobController(Controller):
         ] = None,
     ) -> JobPage:
         """Jobs matching every filter given, newest first, `limit` per page (keyset pagination)."""
-        after_created_at, after_id = decode_cursor(cursor) if cursor else (None, None)
-        rows = await api.read(
-            "job_list", tenant=tenant_of(request.scope), statuses=list(status) if status else None, queue=queue,
-            kind=kind, tags=tags or None, created_after=created_after, created_before=created_before,
-            cursor_created_at=after_created_at, cursor_id=after_id, limit=limit + 1)
-        rows, next_cursor = keyset_page(rows, limit)
-        items = [JobSummary(job_id=r["id"], kind=r["kind"], status=r["status"], pubs=r["pubs"],
-                            tasks_total=r["tasks_total"], tasks_done=r["tasks_done"], queue=r["queue"],
-                            tags=r["tags"], correlation_id=r["correlation_id"], created_at=r["created_at"],
-                            finished_at=r["finished_at"]) for r in rows]
-        return JobPage(items=items, next_cursor=next_cursor)
+        return await api.read(reads.job_page(reads.ListFilter(
+            tenant=tenant_of(request.scope), statuses=status, queue=queue, kind=kind, tags=tags,
+            created_after=created_after, created_before=created_before, limit=limit, cursor=cursor)))
 
     @post("/{job_id:str}/cancel", status_code=200, summary="Cancel every unfinished task of a job",
           responses=documented("400", "401", "404", "503"))
@@ -248,54 +240,51 @@ class JobController(Controller):
 
 
 async def _detail(api: ApiContext, job_id: uuid.UUID, tenant: str | None, *, results: bool) -> JobDetail:
-    job = await api.read("job_get", id=job_id, tenant=tenant)
-    if job is None:
-        raise JobNotFoundError(job_id)
+    job = await api.read(reads.job_state(job_id, tenant))
+    finished = job.status in TERMINAL_STATUSES
     # Results are read only once there is a whole job to join.
-    rows = await api.read("job_get_tasks", id=job_id, results=results and job["status"] in TERMINAL_STATUSES)
-    if job["status"] in TERMINAL_STATUSES and job["seen_finished_at"] is None:
+    rows = await api.read(reads.job_tasks(job_id, results=results and finished))
+    if finished and job.seen_finished_at is None:
         async with api.connection() as conn:
-            await db.run_async(conn, "job_mark_finished", id=job_id, finished_at=job["finished_at"])
-    failures = [JobFailure(pub=r["job_pub"], part=r["job_part"], task_id=r["id"], status=r["status"],
-                           error=r["error"]) for r in rows if r["status"] in ("failed", "cancelled")]
-    progress = JobProgress(tasks_done=job["tasks_done"], tasks_total=job["tasks_total"], pending=job["pending"],
-                           running=job["running"], completed=job["completed"], failed=job["failed"],
-                           cancelled=job["cancelled"])
+            await db.run_async(conn, "job_mark_finished", id=job_id, finished_at=job.finished_at)
+    failures = [JobFailure(pub=r.job_pub, part=r.job_part, task_id=r.id, status=r.status, error=r.error)
+                for r in rows if r.status in ("failed", "cancelled")]
+    progress = JobProgress(tasks_done=job.tasks_done, tasks_total=job.tasks_total, pending=job.pending,
+                           running=job.running, completed=job.completed, failed=job.failed, cancelled=job.cancelled)
     return JobDetail(
-        job_id=job["id"], kind=job["kind"], status=job["status"],
-        message=jobs.status_message(job["status"], job["tasks_done"], job["tasks_total"], job["failed"],
-                                    job["cancelled"]),
-        pubs=job["pubs"], progress=progress, queue=job["queue"], tags=job["tags"], metadata=job["metadata"],
-        correlation_id=job["correlation_id"], created_at=job["created_at"], finished_at=job["finished_at"],
-        cancel_requested_at=job["cancel_requested_at"], failures=failures,
-        results=await _joined(job, rows) if results and job["status"] in TERMINAL_STATUSES else None,
-        tasks=[JobTask(task_id=r["id"], pub=r["job_pub"], part=r["job_part"], start=r["start"], stop=r["stop"],
-                       status=r["status"], worker_id=r["worker_id"]) for r in rows])
+        job_id=job.id, kind=job.kind, status=job.status,
+        message=jobs.status_message(job.status, job.tasks_done, job.tasks_total, job.failed, job.cancelled),
+        pubs=job.pubs, progress=progress, queue=job.queue, tags=job.tags, metadata=job.metadata,
+        correlation_id=job.correlation_id, created_at=job.created_at, finished_at=job.finished_at,
+        cancel_requested_at=job.cancel_requested_at, failures=failures,
+        results=await _joined(job, rows) if results and finished else None,
+        tasks=[JobTask(task_id=r.id, pub=r.job_pub, part=r.job_part, start=r.start, stop=r.stop, status=r.status,
+                       worker_id=r.worker_id) for r in rows])
 
 
 #: Results larger than this, as JSON, are decoded and joined off the event loop.
 _JOIN_INLINE_BYTES = 256 * 1024
 
 
-async def _joined(job: dict[str, Any], rows: list[dict[str, Any]]) -> list[PubResult | None]:
-    size = sum(len(r["result_json"] or "") for r in rows)
+async def _joined(job: reads.JobRow, rows: list[reads.JobTaskRow]) -> list[PubResult | None]:
+    size = sum(len(r.result_json or "") for r in rows)
     if size <= _JOIN_INLINE_BYTES:
         return _results(job, rows)
     async with _LARGE_JOINS:
         return await asyncio.to_thread(_results, job, rows)
 
 
-def _results(job: dict[str, Any], rows: list[dict[str, Any]]) -> list[PubResult | None]:
+def _results(job: reads.JobRow, rows: list[reads.JobTaskRow]) -> list[PubResult | None]:
     """Each PUB's result joined from its parts; None for a PUB with a part that did not complete."""
-    by_pub: dict[int, list[dict[str, Any]]] = {}
+    by_pub: dict[int, list[reads.JobTaskRow]] = {}
     for r in rows:
-        by_pub.setdefault(r["job_pub"], []).append(r)
+        by_pub.setdefault(r.job_pub, []).append(r)
     out: list[PubResult | None] = []
-    for pub, shape in enumerate(job["shapes"]):
+    for pub, shape in enumerate(job.shapes):
         parts = by_pub.get(pub, [])
-        if not parts or any(p["result_json"] is None for p in parts):
+        if not parts or any(p.result_json is None for p in parts):
             out.append(None)
             continue
-        joined = jobs.join(job["kind"], shape, [_decoder.decode(p["result_json"]) for p in parts])
+        joined = jobs.join(job.kind, shape, [_decoder.decode(p.result_json) for p in parts if p.result_json])
         out.append(PubResult(shape=joined["shape"], data=joined["data"], metadata=joined["metadata"]))
     return out

@@ -7,8 +7,6 @@ their answer) and the task is queued with one INSERT, whose trigger writes the h
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 import uuid
 from datetime import datetime
@@ -17,7 +15,6 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
@@ -37,12 +34,11 @@ from qqueue.api.schemas import (
     TaskDetail,
     TaskPage,
     TaskSubmission,
-    TaskSummary,
-    Timings,
     decode_item,
 )
-from qqueue.errors import IntakeError, TaskNotFoundError
-from qqueue.store import queue_async
+from qqueue.errors import IntakeError
+from qqueue.store import reads
+from qqueue.store.queue import Submitted, cancel_async, enqueue_many_async
 from qqueue.tasks import TERMINAL_STATUSES, TaskSpec, TaskStatus
 
 log = logging.getLogger("qqueue.api")
@@ -102,7 +98,7 @@ class TaskController(Controller):
             log.info("task rejected: %s", spec.message, extra=_log_extra(None, cid, kind=data.kind, error=spec.code))
             raise spec
         async with api.connection() as conn, limits.admitted(conn, api.settings, tenant, 1):
-            [done] = await queue_async.enqueue_many(conn, [spec])
+            [done] = await enqueue_many_async(conn, [spec])
         if done.created:
             log.info("task submitted", extra=_log_extra(done.id, cid, kind=spec.kind, queue=spec.queue))
             message = "Task submitted successfully."
@@ -161,20 +157,10 @@ class TaskController(Controller):
         ] = None,
     ) -> TaskPage:
         """Tasks matching every filter given, newest first, `limit` per page (keyset pagination)."""
-        after_created_at, after_id = decode_cursor(cursor) if cursor else (None, None)
-        rows = await api.read(
-            "task_list", tenant=tenant_of(request.scope), statuses=[s.value for s in status] if status else None,
-            queue=queue, kind=kind,
-            tags=tags or None, created_after=created_after, created_before=created_before,
-            cursor_created_at=after_created_at, cursor_id=after_id, limit=limit + 1,
-        )
-        rows, next_cursor = keyset_page(rows, limit)
-        items = [TaskSummary(task_id=r["id"], status=r["status"], kind=r["kind"], queue=r["queue"],
-                             priority=r["priority"], attempt=r["attempt"], max_attempts=r["max_attempts"],
-                             tags=r["tags"], correlation_id=r["correlation_id"], created_at=r["created_at"],
-                             run_at=r["run_at"], started_at=r["started_at"], finished_at=r["finished_at"])
-                 for r in rows]
-        return TaskPage(items=items, next_cursor=next_cursor)
+        return await api.read(reads.task_page(reads.ListFilter(
+            tenant=tenant_of(request.scope), statuses=[s.value for s in status] if status else None, queue=queue,
+            kind=kind, tags=tags, created_after=created_after, created_before=created_before, limit=limit,
+            cursor=cursor)))
 
     @post("/{task_id:str}/cancel", status_code=200, summary="Cancel a task",
           responses={202: ResponseSpec(data_container=CancelAnswer, description="Running: asked to stop"),
@@ -186,7 +172,7 @@ class TaskController(Controller):
         'cancelled' shortly. A finished task cannot be cancelled (409)."""
         cid = correlation.from_scope(request.scope)
         async with api.connection() as conn:
-            outcome = await queue_async.cancel(conn, task_id, tenant=tenant_of(request.scope))
+            outcome = await cancel_async(conn, task_id, tenant=tenant_of(request.scope))
         log.info("task %s", outcome.replace("_", " "), extra=_log_extra(task_id, cid))
         if outcome == "cancelled":
             return Response(CancelAnswer(task_id=task_id, status="cancelled", message="Task cancelled."))
@@ -234,10 +220,10 @@ class BatchController(Controller):
                                       for s, item in zip(subs, data.tasks, strict=True)]) if idempotency_key else None
         prepared = await _specs(subs, api, cid, idempotency_key, digest, batch=True, tenant=tenant)
         specs = [p for p in prepared if isinstance(p, TaskSpec)]
-        done: list[queue_async.Submitted] = []
+        done: list[Submitted] = []
         if specs:
             async with api.connection() as conn, limits.admitted(conn, api.settings, tenant, len(specs)):
-                done = await queue_async.enqueue_many(conn, specs)
+                done = await enqueue_many_async(conn, specs)
         results = iter(done)
         items = []
         for index, item in enumerate(prepared):
@@ -269,62 +255,4 @@ class BatchController(Controller):
 
 
 async def _detail(api: ApiContext, task_id: uuid.UUID, tenant: str | None) -> TaskDetail:
-    # Another tenant's task reads exactly like one that does not exist.
-    row = await api.read("task_get_detail", id=task_id, tenant=tenant)
-    if row is None:
-        raise TaskNotFoundError(task_id)
-    return TaskDetail(
-        task_id=row["id"], status=row["status"], message=_status_message(row), submitted_at=row["created_at"],
-        kind=row["kind"], queue=row["queue"], priority=row["priority"],
-        queue_position=row["queue_position"], attempt=row["attempt"], max_attempts=row["max_attempts"],
-        created_at=row["created_at"], run_at=row["run_at"], started_at=row["started_at"],
-        finished_at=row["finished_at"], cancel_requested_at=row["cancel_requested_at"], timeout_s=row["timeout_s"],
-        worker_id=row["worker_id"], correlation_id=row["correlation_id"], tags=row["tags"],
-        metadata=row["metadata"], profile=row["profile"],
-        # Results can be large: passed through as the JSON text Postgres holds, never decoded here.
-        result=msgspec.Raw(row["result_json"].encode()) if row["result_json"] is not None else None,
-        cached=row["cached_from"] is not None, cache_key=row["cache_key"], cached_from=row["cached_from"],
-        error=row["error"],
-        timings=Timings(queued_s=row["queued_s"], running_s=row["running_s"], reported=row["timings"]),
-        status_history=msgspec.Raw(row["history_json"].encode()),  # type: ignore[arg-type]
-    )
-
-
-def _status_message(row: dict[str, Any]) -> str:
-    """The task's state in a sentence, as clients of the original contract show it."""
-    status = row["status"]
-    if status == "completed":
-        return "Task completed successfully." + (" (answered from the result cache)" if row["cached_from"] else "")
-    if status == "failed":
-        error = row["error"] or {}
-        return f"Task failed: {error.get('message') or 'no reason was recorded'}"
-    if status == "cancelled":
-        return "Task was cancelled."
-    if status == "running":
-        return "Task is running." if row["cancel_requested_at"] is None else "Task is running; cancellation requested."
-    if row["queue_position"] is None:
-        return "Task is scheduled and waits for its run_at."
-    return f"Task is queued (position {row['queue_position']})."
-
-
-def keyset_page(rows: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], str | None]:
-    """A page of a list read with one row more than `limit` (that row says more follow), and the cursor of the
-    next page (None at the end)."""
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    return rows, encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
-
-
-def encode_cursor(created_at: datetime, task_id: uuid.UUID) -> str:
-    raw = msgspec.json.encode([created_at.isoformat(), str(task_id)])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, task_id = msgspec.json.decode(raw, type=tuple[datetime, uuid.UUID])
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise ValidationException("Invalid cursor: pass next_cursor of the previous page unchanged.") from None
-    return created_at, task_id
+    return await api.read(reads.task_detail(task_id, tenant))

@@ -1,7 +1,9 @@
 """The queue: the only code that changes task state, each change through one named query.
 
 Every function takes an autocommit connection and runs one statement, so each call is one atomic transition
-with its history rows. Writes by a worker are fenced on (task id, attempt, worker, status = 'running').
+with its history rows (a keyed batch submission, whose idempotency check takes a second statement, runs in
+one transaction). Writes by a worker are fenced on (task id, attempt, worker, status = 'running').
+The HTTP API's writes (submit, cancel) have `_async` twins beside them, sharing all that interprets the rows.
 """
 
 from __future__ import annotations
@@ -9,24 +11,30 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
 import msgspec
 import psycopg
 
-from qqueue.errors import InvalidTransitionError, TaskNotFoundError
+from qqueue.errors import IdempotencyConflictError, InvalidTransitionError, TaskNotFoundError
 from qqueue.store import db
-from qqueue.tasks import TERMINAL_STATUSES, ClaimedTask, EnqueuedTask, TaskSpec, new_task_id
+from qqueue.tasks import TERMINAL_STATUSES, ClaimedTask, TaskSpec, new_task_id
 
 _json = msgspec.json.Encoder()
 
 __all__ = [
+    "Completion",
+    "Failure",
+    "Submitted",
     "cancel",
+    "cancel_async",
     "claim",
     "complete_many",
     "enqueue",
     "enqueue_many",
+    "enqueue_many_async",
     "fail_many",
     "finish_cancelled_many",
     "get",
@@ -40,37 +48,92 @@ __all__ = [
 ]
 
 
-def enqueue_many(conn: psycopg.Connection[Any], specs: Sequence[TaskSpec]) -> list[EnqueuedTask]:
-    """Queue many tasks in one statement (one NOTIFY per queue); results in input order.
+class Submitted(msgspec.Struct, kw_only=True, frozen=True):
+    """What a submission reports per task. `created` is False when its idempotency key named an earlier task,
+    whose id, status, submission time and correlation id are then reported."""
 
-    A spec whose idempotency key already names a task creates nothing and reports that task's id.
+    id: uuid.UUID
+    created: bool
+    created_at: datetime
+    status: str
+    correlation_id: str | None
+
+
+def enqueue_many(conn: psycopg.Connection[Any], specs: Sequence[TaskSpec]) -> list[Submitted]:
+    """Queue many tasks in one insert statement (one NOTIFY per queue); results in input order.
+
+    A spec whose idempotency key already names a task creates nothing and reports that task, provided the
+    task was submitted with the same `request_hash`; otherwise `IdempotencyConflictError` is raised and
+    nothing of this call is kept (a keyed batch runs in one transaction, so its other rows are undone).
     """
     if not specs:
         return []
-    rows, payload = prepare_insert(specs)
-    inserted = {r["id"] for r in db.run(conn, "task_insert_many", tasks=payload)}
-    out = []
-    for spec in rows:
-        assert spec.id is not None
-        if spec.id in inserted:
-            out.append(EnqueuedTask(id=spec.id, created=True))
-        else:
-            existing = _by_idempotency_key(conn, spec.idempotency_key, spec.tenant)
-            out.append(EnqueuedTask(id=existing, created=False))
-    return out
+    insert = _Insert(specs)
+    with conn.transaction() if insert.atomic else nullcontext():
+        insert.inserted(db.run(conn, "task_insert_many", tasks=insert.tasks_json))
+        if insert.skipped:
+            insert.existing(db.run(conn, "task_list_by_idempotency_keys", **insert.lookup()))
+        return insert.submitted()
 
 
-def enqueue(conn: psycopg.Connection[Any], spec: TaskSpec) -> EnqueuedTask:
+async def enqueue_many_async(conn: psycopg.AsyncConnection[Any], specs: Sequence[TaskSpec]) -> list[Submitted]:
+    """`enqueue_many` on an async connection, for the HTTP API."""
+    if not specs:
+        return []
+    insert = _Insert(specs)
+    async with conn.transaction() if insert.atomic else nullcontext():
+        insert.inserted(await db.run_async(conn, "task_insert_many", tasks=insert.tasks_json))
+        if insert.skipped:
+            insert.existing(await db.run_async(conn, "task_list_by_idempotency_keys", **insert.lookup()))
+        return insert.submitted()
+
+
+def enqueue(conn: psycopg.Connection[Any], spec: TaskSpec) -> Submitted:
     """Queue one task; see `enqueue_many`."""
     return enqueue_many(conn, [spec])[0]
 
 
-def _by_idempotency_key(conn: psycopg.Connection[Any], key: str | None, tenant: str | None) -> uuid.UUID:
-    row = db.run(conn, "task_get_by_idempotency_key", key=key, tenant=tenant) if key else None
-    if row is None:
-        # Only a key conflict skips an insert, and that row exists.
-        raise InvalidTransitionError("task insert was skipped without an idempotency key match")
-    return row["id"]
+class _Insert:
+    """One enqueue call's rows, what the insert did with them, and what that means: the parts of
+    `enqueue_many` that do not depend on how the statements are run."""
+
+    def __init__(self, specs: Sequence[TaskSpec]) -> None:
+        self.rows, self.tasks_json = prepare_insert(specs)
+        # Only a key conflict can skip a row; unkeyed rows are all inserted by one statement, no transaction.
+        # One keyed row either went in or met its key: nothing to undo on a conflict either.
+        self.atomic = len(self.rows) > 1 and any(s.idempotency_key for s in self.rows)
+        self.by_id: dict[uuid.UUID, dict[str, Any]] = {}
+        self.by_key: dict[str, dict[str, Any]] = {}
+        self.skipped: list[str] = []
+
+    def inserted(self, rows: list[dict[str, Any]]) -> None:
+        self.by_id = {r["id"]: r for r in rows}
+        self.skipped = [s.idempotency_key for s in self.rows if s.id not in self.by_id and s.idempotency_key]
+
+    def lookup(self) -> dict[str, Any]:
+        # One submission is one tenant's, so every row shares the tenant whose keys are looked up.
+        return {"keys": self.skipped, "tenant": self.rows[0].tenant}
+
+    def existing(self, rows: list[dict[str, Any]]) -> None:
+        self.by_key = {r["idempotency_key"]: r for r in rows}
+
+    def submitted(self) -> list[Submitted]:
+        out = []
+        for spec in self.rows:
+            assert spec.id is not None
+            if (new := self.by_id.get(spec.id)) is not None:
+                out.append(Submitted(id=spec.id, created=True, created_at=new["created_at"], status="pending",
+                                     correlation_id=spec.correlation_id))
+                continue
+            row = self.by_key.get(spec.idempotency_key or "")
+            if row is None:
+                # Only a key conflict skips an insert, and that row exists.
+                raise InvalidTransitionError("task insert was skipped without an idempotency key match")
+            if row["request_hash"] != spec.request_hash:
+                raise IdempotencyConflictError(str(spec.idempotency_key))
+            out.append(Submitted(id=row["id"], created=False, created_at=row["created_at"],
+                                 status=str(row["status"]), correlation_id=row["correlation_id"]))
+        return out
 
 
 def claim(
@@ -159,12 +222,18 @@ def reclaim_expired(conn: psycopg.Connection[Any], *, limit: int = 1000) -> list
     return db.run(conn, "task_reclaim_expired", limit=limit)
 
 
-def cancel(conn: psycopg.Connection[Any], task_id: uuid.UUID) -> str:
+def cancel(conn: psycopg.Connection[Any], task_id: uuid.UUID, *, tenant: str | None = None) -> str:
     """Cancel a task: 'cancelled' when it was pending, 'cancel_requested' when it is running.
 
-    Raises `TaskNotFoundError`, or `InvalidTransitionError` when the task already finished.
+    With `tenant`, only that tenant's task can be cancelled. Raises `TaskNotFoundError` (no such task, or
+    another tenant's), or `InvalidTransitionError` when the task already finished.
     """
-    return cancel_outcome(task_id, db.run(conn, "task_cancel", id=task_id, tenant=None))
+    return _cancel_outcome(task_id, db.run(conn, "task_cancel", id=task_id, tenant=tenant))
+
+
+async def cancel_async(conn: psycopg.AsyncConnection[Any], task_id: uuid.UUID, *, tenant: str | None = None) -> str:
+    """`cancel` on an async connection, for the HTTP API."""
+    return _cancel_outcome(task_id, await db.run_async(conn, "task_cancel", id=task_id, tenant=tenant))
 
 
 def get(conn: psycopg.Connection[Any], task_id: uuid.UUID) -> dict[str, Any]:
@@ -219,21 +288,13 @@ def wait_finished(conn: psycopg.Connection[Any], task_id: uuid.UUID, *, timeout_
                 break
 
 
-# shared by queue_async ----------------------------------------------------------------------------------------
-# Pure helpers used by both this module and its async twin (qqueue/store/queue_async.py), so the two cannot drift.
-
-
 def prepare_insert(specs: Sequence[TaskSpec]) -> tuple[list[TaskSpec], str]:
     """Give every spec without an id a new one; return the specs and the JSON array `task_insert_many` takes."""
     rows = [msgspec.structs.replace(s, id=s.id or new_task_id()) for s in specs]
     return rows, _json.encode(rows).decode()
 
 
-def cancel_outcome(task_id: uuid.UUID, row: dict[str, Any] | None) -> str:
-    """Interpret the row of `task_cancel`: 'cancelled' or 'cancel_requested'.
-
-    Raises `TaskNotFoundError` when there was no such task, `InvalidTransitionError` when it already finished.
-    """
+def _cancel_outcome(task_id: uuid.UUID, row: dict[str, Any] | None) -> str:
     if row is None:
         raise TaskNotFoundError(task_id)
     if row["cancelled"]:

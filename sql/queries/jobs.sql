@@ -79,7 +79,8 @@ RETURNING id, created_at;
 
 -- name: job_list :many
 -- Newest first, keyset-paginated on (created_at, id) as task_list; a NULL filter matches everything.
-SELECT id, kind, status, pubs, tasks_total, tasks_done, queue, tags, correlation_id, created_at, finished_at
+SELECT id AS job_id, kind, status, pubs, tasks_total, tasks_done, queue, tags, correlation_id, created_at,
+       finished_at
 FROM qqueue.job_stats
 WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s::text)
   AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))

@@ -16,6 +16,12 @@ VACUUM (SKIP_LOCKED) qqueue.tasks, qqueue.task_events, qqueue.tenants;
 -- name: worker_heartbeat :exec
 UPDATE qqueue.workers SET heartbeat_at = now() WHERE id = %(id)s;
 
+-- name: worker_list_live :many
+SELECT id, hostname, pid, queues, concurrency, version, started_at, heartbeat_at,
+       extract(epoch FROM heartbeat_age)::double precision AS heartbeat_age_s, running_tasks
+FROM qqueue.live_workers
+ORDER BY started_at, id;
+
 -- name: worker_listen :exec
 -- On the worker's LISTEN connection: new tasks (payload: their queue) and cancel requests (payload: a task id).
 LISTEN qqueue_tasks_v1;

@@ -1,0 +1,341 @@
+"""Every read the API and the CLI make, as typed values: a `Read[T]` names its query, holds its parameters and
+shapes the rows into `T` (the wire Structs of `qqueue.api.schemas`, so the CLI prints what the API answers).
+
+A read is built once and run by either `fetch` (a blocking connection: CLI, tests) or `fetch_async` (the API's
+pool), so no caller writes SQL parameters or maps a row by hand, and the two paths cannot disagree.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+import msgspec
+import psycopg
+
+from qqueue.api.schemas import (
+    JobPage,
+    JobStatus,
+    JobSummary,
+    QueueStats,
+    TaskDetail,
+    TaskPage,
+    TaskSummary,
+    Timings,
+    WorkerInfo,
+)
+from qqueue.errors import CursorError, JobNotFoundError, TaskNotFoundError
+from qqueue.store import db
+from qqueue.tasks import TaskStatus
+
+T = TypeVar("T")
+
+__all__ = [
+    "ApiKeyRow",
+    "HealthFigures",
+    "JobKeyRow",
+    "JobRow",
+    "JobTaskRow",
+    "ListFilter",
+    "Read",
+    "api_key",
+    "fetch",
+    "fetch_async",
+    "finished_of",
+    "health",
+    "job_by_key",
+    "job_page",
+    "job_state",
+    "job_tasks",
+    "job_unfinished",
+    "live_workers",
+    "queue_stats",
+    "task_detail",
+    "task_page",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Read(Generic[T]):
+    """One named query with its parameters, and how its rows become a `T`."""
+
+    query: str
+    params: dict[str, Any]
+    shape: Callable[[Any], T]
+
+
+def fetch(conn: psycopg.Connection[Any], read: Read[T]) -> T:
+    """Run `read` on a blocking connection."""
+    return read.shape(db.run(conn, read.query, **read.params))
+
+
+async def fetch_async(conn: psycopg.AsyncConnection[Any], read: Read[T]) -> T:
+    """Run `read` on an async connection."""
+    return read.shape(await db.run_async(conn, read.query, **read.params))
+
+
+class ListFilter(msgspec.Struct, kw_only=True, frozen=True):
+    """The filters of a task or job listing; None matches everything. `cursor` is a page's `next_cursor`."""
+
+    tenant: str | None = None
+    statuses: Sequence[str] | None = None
+    queue: str | None = None
+    kind: str | None = None
+    tags: Sequence[str] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+    def params(self) -> dict[str, Any]:
+        """The listing query's parameters: one row more than a page, to learn whether more follow."""
+        after_created_at, after_id = decode_cursor(self.cursor) if self.cursor else (None, None)
+        return {"tenant": self.tenant, "statuses": list(self.statuses) if self.statuses else None,
+                "queue": self.queue, "kind": self.kind, "tags": list(self.tags) if self.tags else None,
+                "created_after": self.created_after, "created_before": self.created_before,
+                "cursor_created_at": after_created_at, "cursor_id": after_id, "limit": self.limit + 1}
+
+
+# tasks -------------------------------------------------------------------------------------------------------
+
+
+def task_detail(task_id: uuid.UUID, tenant: str | None = None) -> Read[TaskDetail]:
+    """GET /tasks/{id}: the task, its history, its place in line and its timings. Another tenant's task reads
+    exactly like one that does not exist: `TaskNotFoundError`."""
+
+    def shape(row: dict[str, Any] | None) -> TaskDetail:
+        if row is None:
+            raise TaskNotFoundError(task_id)
+        return _detail(row)
+
+    return Read("task_get_detail", {"id": task_id, "tenant": tenant}, shape)
+
+
+def _detail(row: dict[str, Any]) -> TaskDetail:
+    return TaskDetail(
+        task_id=row["id"], status=row["status"], message=_status_message(row), submitted_at=row["created_at"],
+        kind=row["kind"], queue=row["queue"], priority=row["priority"],
+        queue_position=row["queue_position"], attempt=row["attempt"], max_attempts=row["max_attempts"],
+        created_at=row["created_at"], run_at=row["run_at"], started_at=row["started_at"],
+        finished_at=row["finished_at"], cancel_requested_at=row["cancel_requested_at"], timeout_s=row["timeout_s"],
+        worker_id=row["worker_id"], correlation_id=row["correlation_id"], tags=row["tags"],
+        metadata=row["metadata"], profile=row["profile"],
+        # Results can be large: passed through as the JSON text Postgres holds, never decoded here.
+        result=msgspec.Raw(row["result_json"].encode()) if row["result_json"] is not None else None,
+        cached=row["cached_from"] is not None, cache_key=row["cache_key"], cached_from=row["cached_from"],
+        error=row["error"],
+        timings=Timings(queued_s=row["queued_s"], running_s=row["running_s"], reported=row["timings"]),
+        status_history=msgspec.Raw(row["history_json"].encode()),  # type: ignore[arg-type]
+    )
+
+
+def _status_message(row: dict[str, Any]) -> str:
+    """The task's state in a sentence, as clients of the original contract show it."""
+    status = row["status"]
+    if status == "completed":
+        return "Task completed successfully." + (" (answered from the result cache)" if row["cached_from"] else "")
+    if status == "failed":
+        error = row["error"] or {}
+        return f"Task failed: {error.get('message') or 'no reason was recorded'}"
+    if status == "cancelled":
+        return "Task was cancelled."
+    if status == "running":
+        return "Task is running." if row["cancel_requested_at"] is None else "Task is running; cancellation requested."
+    if row["queue_position"] is None:
+        return "Task is scheduled and waits for its run_at."
+    return f"Task is queued (position {row['queue_position']})."
+
+
+def task_page(where: ListFilter) -> Read[TaskPage]:
+    """GET /tasks: newest first, keyset-paginated."""
+
+    def shape(rows: list[dict[str, Any]]) -> TaskPage:
+        page, next_cursor = keyset_page(rows, where.limit, "task_id")
+        return TaskPage(items=[TaskSummary(**r) for r in page], next_cursor=next_cursor)
+
+    return Read("task_list", where.params(), shape)
+
+
+def finished_of(ids: Sequence[uuid.UUID]) -> Read[list[uuid.UUID]]:
+    """Of the tasks `ids`, those that ended or no longer exist (the long-poll backstop)."""
+    return Read("task_list_finished", {"ids": list(ids)}, lambda rows: [r["id"] for r in rows])
+
+
+# jobs --------------------------------------------------------------------------------------------------------
+
+
+def job_page(where: ListFilter) -> Read[JobPage]:
+    """GET /jobs: newest first, keyset-paginated as tasks are."""
+
+    def shape(rows: list[dict[str, Any]]) -> JobPage:
+        page, next_cursor = keyset_page(rows, where.limit, "job_id")
+        return JobPage(items=[JobSummary(**r) for r in page], next_cursor=next_cursor)
+
+    return Read("job_list", where.params(), shape)
+
+
+class JobRow(msgspec.Struct, kw_only=True, frozen=True):
+    """A job with its progress (qqueue.job_stats) and what joining its results needs."""
+
+    id: uuid.UUID
+    kind: Literal["sample", "estimate"]
+    status: JobStatus
+    queue: str
+    pubs: int
+    tasks_total: int
+    tasks_done: int
+    pending: int
+    running: int
+    completed: int
+    failed: int
+    cancelled: int
+    tags: list[str]
+    correlation_id: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    cancel_requested_at: datetime | None
+    #: Each PUB's broadcast shape.
+    shapes: list[list[int]]
+    metadata: dict[str, Any]
+    #: When the job was first seen finished (from then on none of its tasks may change); None before.
+    seen_finished_at: datetime | None
+
+
+def job_state(job_id: uuid.UUID, tenant: str | None = None) -> Read[JobRow]:
+    """The job; another tenant's reads exactly like one that does not exist: `JobNotFoundError`."""
+
+    def shape(row: dict[str, Any] | None) -> JobRow:
+        if row is None:
+            raise JobNotFoundError(job_id)
+        return JobRow(**row)
+
+    return Read("job_get", {"id": job_id, "tenant": tenant}, shape)
+
+
+class JobTaskRow(msgspec.Struct, kw_only=True, frozen=True):
+    """One task of a job: which PUB and part, which parameter sets, how it stands; `result_json` is the
+    completed task's result as JSON text when asked for (decoded once, by whoever joins the parts)."""
+
+    id: uuid.UUID
+    job_pub: int
+    job_part: int
+    start: int
+    stop: int
+    status: TaskStatus
+    worker_id: uuid.UUID | None
+    error: dict[str, Any] | None
+    result_json: str | None
+
+
+def job_tasks(job_id: uuid.UUID, *, results: bool) -> Read[list[JobTaskRow]]:
+    """A job's tasks in PUB and part order, with their results when `results`."""
+    return Read("job_get_tasks", {"id": job_id, "results": results}, lambda rows: [JobTaskRow(**r) for r in rows])
+
+
+def job_unfinished(job_id: uuid.UUID) -> Read[list[uuid.UUID]]:
+    """The ids of a job's tasks still pending or running."""
+    return Read("job_unfinished_task_ids", {"id": job_id}, lambda rows: [r["id"] for r in rows])
+
+
+class JobKeyRow(msgspec.Struct, kw_only=True, frozen=True):
+    """The job an Idempotency-Key already names, and the request hash a replay must match."""
+
+    id: uuid.UUID
+    request_hash: str | None
+    created_at: datetime
+    correlation_id: str | None
+    pubs: int
+    tasks_total: int
+    status: JobStatus
+
+
+def job_by_key(key: str, tenant: str | None) -> Read[JobKeyRow | None]:
+    """The tenant's job submitted under Idempotency-Key `key`, or None."""
+    return Read("job_get_by_idempotency_key", {"key": key, "tenant": tenant},
+                lambda row: JobKeyRow(**row) if row else None)
+
+
+# queues, workers, health, keys -------------------------------------------------------------------------------
+
+
+def queue_stats(tenant: str | None = None) -> Read[list[QueueStats]]:
+    """Per-queue counts from qqueue.queue_stats; with `tenant`, counted over that tenant's tasks only."""
+    if tenant is None:
+        return Read("queue_stats_all", {}, _queue_stats)
+    return Read("queue_stats_tenant", {"tenant": tenant}, _queue_stats)
+
+
+def _queue_stats(rows: list[dict[str, Any]]) -> list[QueueStats]:
+    return [QueueStats(**r) for r in rows]
+
+
+def live_workers(*, show_hosts: bool = True) -> Read[list[WorkerInfo]]:
+    """Workers that heartbeat within the last minute; without `show_hosts`, host name and pid are left out
+    (where workers run is the operator's to know)."""
+
+    def shape(rows: list[dict[str, Any]]) -> list[WorkerInfo]:
+        if show_hosts:
+            return [WorkerInfo(**r) for r in rows]
+        return [WorkerInfo(**{**r, "hostname": None, "pid": None}) for r in rows]
+
+    return Read("worker_list_live", {}, shape)
+
+
+class HealthFigures(msgspec.Struct, kw_only=True, frozen=True):
+    """What GET /health asks of the database in one round trip."""
+
+    versions: list[int]
+    live_workers: int
+    queue_depth: int
+
+
+def health() -> Read[HealthFigures]:
+    """Applied schema versions, live workers and due tasks; fails with `UndefinedTable` on an unmigrated
+    database."""
+    return Read("health_check", {}, lambda row: HealthFigures(**row))
+
+
+class ApiKeyRow(msgspec.Struct, kw_only=True, frozen=True):
+    """A stored API key: only its hash, whom it speaks for, and whether it was revoked."""
+
+    key_hash: str
+    tenant: str | None
+    revoked: bool
+
+
+def api_key(prefix: str) -> Read[ApiKeyRow | None]:
+    """The key whose public prefix is `prefix`, or None."""
+    return Read("api_key_get", {"prefix": prefix}, lambda row: ApiKeyRow(**row) if row else None)
+
+
+# paging ------------------------------------------------------------------------------------------------------
+
+
+def keyset_page(rows: list[dict[str, Any]], limit: int, id_column: str) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of a list read with one row more than `limit` (that row says more follow), and the cursor of the
+    next page (None at the end)."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1]["created_at"], rows[-1][id_column])
+
+
+def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
+    """The opaque cursor of the page after the row (created_at, id)."""
+    raw = msgspec.json.encode([created_at.isoformat(), str(row_id)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """(created_at, id) of a cursor made by `encode_cursor`; `CursorError` for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, row_id = msgspec.json.decode(raw, type=tuple[datetime, uuid.UUID])
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise CursorError() from None
+    return created_at, row_id
