@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import RawArray
 from typing import Any
 
 from qqueue import forkserver
 from qqueue.execution.registry import BUILTIN_MODULES
+from qqueue.worker import protocol
 from qqueue.worker import slot as slot_mod
+from qqueue.worker.protocol import Batch, FromSlot, Stop, TaskToRun
 
 #: What the slots' forkserver imports once: the slot and the built-in kinds (Qiskit and Aer with them).
 PRELOAD = ("qqueue.worker.slot", *BUILTIN_MODULES)
@@ -49,18 +51,26 @@ class SlotHandle:
         """The slot's process id."""
         return self.proc.pid
 
-    def send(self, batch: list[tuple[int, str, dict[str, Any]]]) -> None:
+    def send(self, tasks: list[TaskToRun]) -> None:
         """Queue a batch on the slot; it runs them in order.
 
         A slot can die between the supervisor's last look and this send (a crashing task, the OOM killer).
         The batch then stays recorded as in flight: when the supervisor handles the death, it runs every
         task the slot never started elsewhere. Raising here instead would take the whole worker down.
         """
-        self.inflight.extend(seq for seq, _, _ in batch)
+        self.inflight.extend(task.seq for task in tasks)
         try:
-            self.conn.send(batch)
+            protocol.send_to_slot(self.conn, Batch(tasks))
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+    def receive(self) -> Iterator[FromSlot]:
+        """The messages the slot has sent that are waiting in the pipe, without blocking."""
+        try:
+            while self.conn.poll():
+                yield protocol.receive_from_slot(self.conn)
+        except (EOFError, OSError):
+            pass  # it died; its sentinel tells the supervisor
 
     def running(self) -> tuple[int, float] | None:
         """(sequence number, monotonic start) of the task running now, or None between tasks."""
@@ -83,7 +93,7 @@ class SlotHandle:
     def close(self, timeout_s: float = 2.0) -> None:
         """Ask the slot to exit, then make sure it did."""
         try:
-            self.conn.send(None)
+            protocol.send_to_slot(self.conn, Stop())
         except (OSError, ValueError):
             pass
         self.proc.join(timeout_s)

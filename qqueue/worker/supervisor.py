@@ -32,6 +32,7 @@ from qqueue.retry import backoff_s
 from qqueue.store import db, migrate
 from qqueue.store import queue as q
 from qqueue.tasks import ClaimedTask
+from qqueue.worker.protocol import Done, Outcome, TaskToRun
 from qqueue.worker.slots import SlotHandle
 
 log = logging.getLogger("qqueue.worker")
@@ -362,30 +363,26 @@ class Supervisor:
                 continue
             if slot.inflight and (per_slot == 1 or len(slot.inflight) > per_slot):
                 continue
-            batch: list[tuple[int, str, dict[str, Any]]] = []
+            batch: list[TaskToRun] = []
             while self.ready and len(batch) < per_slot:
                 held = self.ready.popleft()
                 held.slot = slot
-                batch.append((held.seq, held.task.kind, held.task.payload))
+                batch.append(TaskToRun(held.seq, held.task.kind, held.task.payload))
             slot.send(batch)
 
     # ----------------------------------------------------------------------------------------- outcomes
 
     def _read_slot(self, slot: SlotHandle) -> None:
-        try:
-            while slot.conn.poll():
-                message, body = slot.conn.recv()
-                if message == "done":
-                    for outcome in body:
-                        self._on_outcome(slot, *outcome)
-                else:  # "skipped": stopped before these started; hand them back untouched
-                    for seq in body:
-                        self._take_inflight(slot, seq)
-                        held = self._forget(seq)
-                        if held is not None and not held.lost:
-                            (self.to_cancel if held.cancel else self.to_release).append(held.token)
-        except (EOFError, OSError):
-            pass  # the sentinel tells us it died
+        for message in slot.receive():
+            if isinstance(message, Done):
+                for outcome in message.outcomes:
+                    self._on_outcome(slot, outcome)
+            else:  # skipped: stopped before these started; hand them back untouched
+                for seq in message.seqs:
+                    self._take_inflight(slot, seq)
+                    held = self._forget(seq)
+                    if held is not None and not held.lost:
+                        (self.to_cancel if held.cancel else self.to_release).append(held.token)
 
     def _take_inflight(self, slot: SlotHandle, seq: int) -> None:
         if slot.inflight and slot.inflight[0] == seq:
@@ -399,26 +396,26 @@ class Supervisor:
             self.by_id.pop(held.task.id, None)
         return held
 
-    def _on_outcome(self, slot: SlotHandle, seq: int, ok: bool, body: bytes, timings: dict[str, float]) -> None:
-        self._take_inflight(slot, seq)
+    def _on_outcome(self, slot: SlotHandle, outcome: Outcome) -> None:
+        self._take_inflight(slot, outcome.seq)
         self.crash_streak = 0
-        held = self._forget(seq)
+        held = self._forget(outcome.seq)
         if held is None or held.lost:
             return
-        exec_s = timings["exec_s"]
+        exec_s = outcome.exec_s
         self.avg_exec_s = exec_s if self.avg_exec_s is None else 0.9 * self.avg_exec_s + 0.1 * exec_s
-        recorded = {"slot_started_at": datetime.fromtimestamp(timings["slot_started_at"], UTC).isoformat(),
+        recorded = {"slot_started_at": datetime.fromtimestamp(outcome.slot_started_at, UTC).isoformat(),
                     "exec_s": exec_s}
         task = held.task
         if held.cancel:
             self.to_cancel.append(held.token)
-        elif ok:
-            self.completions.append(q.Completion(id=task.id, attempt=task.attempt, result=msgspec.Raw(body),
+        elif outcome.ok:
+            self.completions.append(q.Completion(id=task.id, attempt=task.attempt, result=msgspec.Raw(outcome.body),
                                                  timings=recorded))
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("task completed", extra={**held.log_extra(), "duration_s": exec_s})
         else:
-            self._fail(held, _decode_error(body), recorded)
+            self._fail(held, _decode_error(outcome.body), recorded)
 
     def _fail(self, held: Held, error: dict[str, Any], timings: dict[str, Any] | None) -> None:
         task = held.task
