@@ -36,11 +36,11 @@ class Connections:
     listen: psycopg.Connection[Any]
 
     def close(self) -> None:
-        """Close both; a broken connection may fail to close in any way, and is gone either way."""
+        """Close both."""
         for conn in (self.query, self.listen):
             try:
                 conn.close()
-            except Exception:  # see the docstring
+            except Exception:  # closing a broken connection may fail in any way; it is gone either way
                 pass
 
 
