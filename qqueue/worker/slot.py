@@ -1,6 +1,6 @@
-"""A slot: one process that only computes. It receives batches of tasks over a pipe, runs each through the
-task-kind registry and sends results back. It never touches the database, so a slot that hangs, overruns its
-timeout or crashes can be killed without harming the supervisor's leases or connections.
+"""A slot: one process that only computes. It receives batches of tasks over a pipe (`qqueue.worker.protocol`),
+runs each through the task-kind registry and sends outcomes back. It never touches the database, so a slot that
+hangs, overruns its timeout or crashes can be killed without harming the supervisor's leases or connections.
 
 Shared memory (`SlotState`) tells the supervisor, without a message per task, which task is running and since
 when (for timeouts), and tells the slot to stop before its next task (for graceful shutdown).
@@ -24,6 +24,8 @@ import msgspec
 from qqueue import forkserver
 from qqueue.errors import TaskFailure
 from qqueue.execution import registry
+from qqueue.worker import protocol
+from qqueue.worker.protocol import Batch, Done, Outcome, Skipped, TaskToRun
 
 log = logging.getLogger("qqueue.slot")
 
@@ -38,11 +40,6 @@ STATE_SIZE = 3
 FLUSH_AFTER_S = 0.005
 
 _encode = msgspec.json.Encoder().encode
-
-# A wire message from slot to supervisor:
-#   ("done", [(seq, ok, result_or_error_json, timings), ...])  results, in run order
-#   ("skipped", [seq, ...])                                  tasks not started because STOP was set
-Outcome = tuple[int, bool, bytes, dict[str, float]]
 
 
 def run_one(kind: str, payload: dict[str, Any]) -> tuple[bool, bytes]:
@@ -103,42 +100,43 @@ def slot_main(conn: Connection, state: Sequence[float], imports: Sequence[str]) 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     registry.load(imports)
-    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    inbox: queue.SimpleQueue[list[TaskToRun] | None] = queue.SimpleQueue()
     # Always drain the pipe, even mid-batch: otherwise a large batch sent by the supervisor and a large result
     # sent by this slot could each wait for the other to read, and both would block forever.
     threading.Thread(target=_receive, args=(conn, inbox), name="slot-inbox", daemon=True).start()
-    while (batch := inbox.get()) is not None:
-        _run_batch(conn, state, batch)
+    while (tasks := inbox.get()) is not None:
+        _run_batch(conn, state, tasks)
 
 
-def _receive(conn: Connection, inbox: queue.SimpleQueue[Any]) -> None:
+def _receive(conn: Connection, inbox: queue.SimpleQueue[list[TaskToRun] | None]) -> None:
     while True:
         try:
-            message = conn.recv()
+            message = protocol.receive_in_slot(conn)
         except (EOFError, OSError):
             message = None
-        inbox.put(message)
-        if message is None:
+        tasks = message.tasks if isinstance(message, Batch) else None
+        inbox.put(tasks)
+        if tasks is None:
             return
 
 
-def _run_batch(conn: Connection, state: Any, batch: list[tuple[int, str, dict[str, Any]]]) -> None:
+def _run_batch(conn: Connection, state: Any, tasks: list[TaskToRun]) -> None:
     out: list[Outcome] = []
     last_flush = time.monotonic()
-    for index, (seq, kind, payload) in enumerate(batch):
+    for index, task in enumerate(tasks):
         if state[STOP]:
-            conn.send(("done", out))
-            conn.send(("skipped", [s for s, _, _ in batch[index:]]))
+            protocol.send_to_supervisor(conn, Done(out))
+            protocol.send_to_supervisor(conn, Skipped([t.seq for t in tasks[index:]]))
             return
         started_wall = time.time()
-        state[RUNNING_SEQ] = float(seq)
+        state[RUNNING_SEQ] = float(task.seq)
         started = time.monotonic()
         state[RUNNING_SINCE] = started
-        ok, body = run_one(kind, payload)
+        ok, body = run_one(task.kind, task.payload)
         finished = time.monotonic()
         state[RUNNING_SINCE] = 0.0
-        out.append((seq, ok, body, {"slot_started_at": started_wall, "exec_s": finished - started}))
+        out.append(Outcome(task.seq, ok, body, started_wall, finished - started))
         if finished - last_flush >= FLUSH_AFTER_S:
-            conn.send(("done", out))
+            protocol.send_to_supervisor(conn, Done(out))
             out, last_flush = [], finished
-    conn.send(("done", out))
+    protocol.send_to_supervisor(conn, Done(out))

@@ -1,0 +1,173 @@
+"""Completing: turn what slots report into outcomes, buffer them, and write them in batches.
+
+Four buffers (completions, failures, cancels, hand-backs), each flushed as one fenced statement per pass of the
+loop. Every write matches (task id, attempt, worker, status = 'running'), so an outcome whose lease was lost to
+another worker changes nothing even if it reaches the database; one the supervisor already knows is lost is
+dropped here and never sent. A buffer is cleared only once written, so outcomes survive a lost connection and
+are written after reconnecting.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import psycopg
+
+from qqueue.config import Settings
+from qqueue.retry import backoff_s
+from qqueue.store import queue as q
+from qqueue.tasks import ClaimedTask
+from qqueue.worker.held import Held, HeldTasks
+from qqueue.worker.protocol import Outcome
+from qqueue.worker.slots import SlotHandle
+
+if TYPE_CHECKING:
+    from qqueue.worker.dispatch import Pace
+
+__all__ = ["Completer"]
+
+log = logging.getLogger("qqueue.worker")
+
+_decode_error = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+class Completer:
+    """Buffers outcomes of held tasks and writes them, fenced, in one statement per kind."""
+
+    def __init__(self, settings: Settings, worker_id: uuid.UUID, held: HeldTasks, pace: Pace) -> None:
+        self._settings = settings
+        self._worker_id = worker_id
+        self._held = held
+        self._pace = pace
+        self._completions: list[q.Completion] = []
+        self._failures: list[q.Failure] = []
+        self._to_cancel: list[tuple[uuid.UUID, int]] = []
+        self._to_release: list[tuple[uuid.UUID, int]] = []
+
+    @property
+    def unflushed(self) -> bool:
+        """Whether any outcome waits to be written."""
+        return bool(self._completions or self._failures or self._to_cancel or self._to_release)
+
+    def cached(self, task: ClaimedTask) -> None:
+        """Record a claimed task the result cache already answered."""
+        self._completions.append(q.Completion(id=task.id, attempt=task.attempt, result=task.cached_result,
+                                              cached_from=task.cached_from))
+
+    def cancelled(self, held: Held) -> None:
+        """Record a task stopped on a cancel request."""
+        self._to_cancel.append(held.token)
+
+    def on_done(self, slot: SlotHandle, outcomes: list[Outcome]) -> None:
+        """Take the outcomes a slot reported."""
+        held_tasks = self._held
+        for outcome in outcomes:
+            slot.answered(outcome.seq)
+            held = held_tasks.forget(outcome.seq)
+            if held is None or held.lost:
+                continue
+            exec_s = outcome.exec_s
+            self._pace.observe(exec_s)
+            recorded = {"slot_started_at": datetime.fromtimestamp(outcome.slot_started_at, UTC).isoformat(),
+                        "exec_s": exec_s}
+            task = held.task
+            if held.cancel:
+                self._to_cancel.append(held.token)
+            elif outcome.ok:
+                self._completions.append(q.Completion(id=task.id, attempt=task.attempt,
+                                                      result=msgspec.Raw(outcome.body), timings=recorded))
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("task completed", extra={**held.log_extra(), "duration_s": exec_s})
+            else:
+                self._fail(held, _decode_error(outcome.body), recorded)
+
+    def on_skipped(self, slot: SlotHandle, seqs: list[int]) -> None:
+        """Hand back the tasks a stopping slot never started, untouched."""
+        for seq in seqs:
+            slot.answered(seq)
+            held = self._held.forget(seq)
+            if held is not None and not held.lost:
+                (self._to_cancel if held.cancel else self._to_release).append(held.token)
+
+    def settle_dead_slot(self, slot: SlotHandle) -> bool:
+        """Give an outcome to the task a dead slot was running and requeue the ones it never started.
+
+        Call it once the slot has exited and its last messages were read. Returns whether the slot held any task
+        still ours.
+        """
+        running = slot.running()
+        running_seq = running[0] if running is not None else None
+        reason = slot.kill_reason
+        requeue: list[Held] = []
+        ran_something = False
+        for seq in list(slot.inflight):
+            held = self._held.forget(seq) if seq == running_seq else self._held.find(seq)
+            if held is None:
+                continue
+            if seq != running_seq:
+                # Never started (or finished without its result reaching us): run it again here.
+                if held.lost:
+                    self._held.forget(seq)
+                else:
+                    requeue.append(held)
+                continue
+            ran_something = True
+            if held.lost:
+                continue
+            if held.cancel or reason == "cancel":
+                self._to_cancel.append(held.token)
+            elif reason == "shutdown":
+                self._to_release.append(held.token)
+            elif reason == "timeout":
+                limit = held.timeout_s(self._settings.default_timeout_s)
+                self._fail(held, {"type": "TaskTimeout", "message": f"task ran past its {limit:g} s timeout",
+                                  "retryable": True}, None)
+            else:
+                self._fail(held, {"type": "SlotCrashed", "message":
+                                  f"the slot process running the task died (exit code {slot.proc.exitcode})",
+                                  "retryable": True}, None)
+        slot.inflight.clear()
+        self._held.requeue(requeue)
+        return ran_something or bool(requeue)
+
+    def hand_back_ready(self) -> None:
+        """Hand back every task still waiting for a slot (the worker is stopping)."""
+        for held in self._held.drain_ready():
+            self._to_release.append(held.token)
+
+    def hand_back_all(self) -> None:
+        """Hand back every task still held (the grace period is over)."""
+        for held in self._held.all():
+            self._held.forget(held.seq)
+            if not held.lost:
+                self._to_release.append(held.token)
+
+    def _fail(self, held: Held, error: dict[str, Any], timings: dict[str, Any] | None) -> None:
+        task = held.task
+        retry = None
+        if error.get("retryable") and task.attempt < task.max_attempts:
+            retry = backoff_s(task.attempt, base_s=self._settings.retry_base_s, cap_s=self._settings.retry_cap_s)
+        self._failures.append(q.Failure(id=task.id, attempt=task.attempt, error=error, retry_delay_s=retry,
+                                        timings=timings))
+        log.warning("task failed", extra={**held.log_extra(), "error": error.get("message"),
+                                          "duration_s": (timings or {}).get("exec_s")})
+
+    def flush(self, conn: psycopg.Connection[Any]) -> None:
+        """Write the buffered outcomes, one statement per kind of outcome."""
+        wid = self._worker_id
+        if self._completions:
+            q.complete_many(conn, worker_id=wid, done=self._completions)
+            self._completions = []
+        if self._failures:
+            q.fail_many(conn, worker_id=wid, failed=self._failures)
+            self._failures = []
+        if self._to_cancel:
+            q.finish_cancelled_many(conn, worker_id=wid, held=self._to_cancel)
+            self._to_cancel = []
+        if self._to_release:
+            q.release_many(conn, worker_id=wid, held=self._to_release, note="worker stopped before running it")
+            self._to_release = []
