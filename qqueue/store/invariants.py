@@ -1,7 +1,8 @@
 """The invariant checker behind `qqueue check`: asks the database whether every promise of the queue holds.
 
 The rules live in the view qqueue.invariant_violations (sql/migrations/0003_invariants.sql, extended by
-0005_invariants_v2.sql and 0008_jobs.sql), so operators can run the same check from psql.
+0005_invariants_v2.sql, 0008_jobs.sql and 0010_history_without_key_checks.sql), so operators can run the same
+check from psql.
 """
 
 from __future__ import annotations

@@ -46,7 +46,13 @@ FROM target;
 -- queue locks more than the limit (what a queue's best rows lose to another queue's are unlocked when the
 -- statement ends). The update finds its rows by primary key (= ANY of an array, never a join the planner may
 -- turn into a scan), so cost does not grow with the backlog nor with finished rows.
-WITH due AS (
+-- The claim commits without waiting for its WAL to reach disk (synchronous_commit off for this transaction
+-- alone). Should the server crash before it is flushed, the claim is undone as if it never ran: the task is
+-- pending again and the worker's outcome for it, fenced on the claim, matches nothing. Any outcome that does
+-- commit (synchronously) flushes the WAL of its claim before it, so no durable outcome ever lacks its claim.
+WITH lazy_commit AS (
+    SELECT set_config('synchronous_commit', 'off', true)
+), due AS (
     SELECT t.id
     FROM unnest(%(queues)s::text[]) AS wanted(queue)
     CROSS JOIN LATERAL (
@@ -78,6 +84,7 @@ WITH due AS (
 SELECT c.id, c.kind, c.payload, c.attempt, c.max_attempts, c.timeout_s, c.correlation_id,
        hit.id AS cached_from, hit.result AS cached_result
 FROM claimed c
+CROSS JOIN lazy_commit
 LEFT JOIN LATERAL (
     SELECT src.id, src.result FROM qqueue.tasks src
     WHERE c.cache_key IS NOT NULL AND src.cache_key = c.cache_key AND src.status = 'completed'
@@ -276,7 +283,8 @@ FROM qqueue.tasks
 WHERE status = 'pending' AND queue = ANY(%(queues)s::text[]);
 
 -- name: task_purge_finished :one
--- In bounded batches so a large purge never holds locks for long; events go with their task (cascade).
+-- In bounded batches so a large purge never holds locks for long; events go with their task (the
+-- tasks_after_delete trigger).
 -- A job's tasks are purged only with their job, once every one of them finished before the cutoff, so a job
 -- never loses part of its result.
 WITH doomed AS (

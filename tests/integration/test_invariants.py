@@ -191,3 +191,29 @@ def test_a_completed_part_must_hold_the_sets_it_was_given(conn):
         id=task.id, attempt=task.attempt, result={"shape": [2], "data": {"evs": [0.1, 0.2], "stds": [0, 0]}})])
     assert (str(task.id), "the result holds 2 parameter sets, but the task was given 3") in violations(conn)
     assert job_id
+
+
+def test_history_goes_with_its_task_and_history_without_one_is_found(conn):
+    # No foreign key checks each history row (sql/migrations/0010): statement triggers delete a task's history
+    # with it, whether the task is deleted itself, with its job, or truncated, and the view finds what is left.
+    kept, deleted = (t.id for t in q.enqueue_many(conn, [TaskSpec(kind="noop")] * 2))
+    job = conn.execute("INSERT INTO qqueue.jobs (queue, kind, pubs, shapes, sizes, tasks_total) "
+                       "VALUES ('default', 'sample', 1, '[]', '{1}', 1) RETURNING id").fetchone()[0]
+    part = conn.execute("INSERT INTO qqueue.tasks (kind, job_id, job_pub, job_part) VALUES ('noop', %s, 0, 0) "
+                        "RETURNING id", (job,)).fetchone()[0]
+
+    def history(task_id: uuid.UUID) -> int:
+        return conn.execute("SELECT count(*) FROM qqueue.task_events WHERE task_id = %s", (task_id,)).fetchone()[0]
+
+    assert history(deleted) == history(part) == history(kept) == 1
+    conn.execute("DELETE FROM qqueue.tasks WHERE id = %s", (deleted,))
+    conn.execute("DELETE FROM qqueue.jobs WHERE id = %s", (job,))
+    assert (history(deleted), history(part), history(kept)) == (0, 0, 1)
+    assert violations(conn) == set()
+
+    ghost = uuid.uuid4()
+    forge_event(conn, ghost, "pending", 0, None)
+    assert violations(conn) == {(str(ghost), "status history of a task that does not exist")}
+
+    conn.execute("TRUNCATE qqueue.tasks")
+    assert conn.execute("SELECT count(*) FROM qqueue.task_events").fetchone()[0] == 0
