@@ -233,6 +233,19 @@ def test_constraints_reject_impossible_rows(conn):
             conn.execute(bad)
 
 
+def test_submitted_fields_are_checked_on_insert_and_on_update_under_their_constraint_names(conn):
+    rows = {"tasks_kind_check": "INSERT INTO qqueue.tasks (kind, payload) VALUES ('no op', '{}')",
+            "tasks_queue_check": "INSERT INTO qqueue.tasks (kind, queue, payload) VALUES ('noop', '', '{}')",
+            "tasks_tags_check": "UPDATE qqueue.tasks SET tags = array_fill('t'::text, ARRAY[33])",
+            "tasks_job_fields_check": "UPDATE qqueue.tasks SET job_pub = 0"}
+    q.enqueue(conn, TaskSpec(kind="noop"))
+    for constraint, statement in rows.items():
+        with pytest.raises(psycopg.errors.CheckViolation) as refused:
+            with conn.transaction():
+                conn.execute(statement)
+        assert refused.value.diag.constraint_name == constraint
+
+
 def test_operator_views_answer_what_is_stuck_failed_and_who_works(conn):
     worker = uuid.uuid4()
     db.run(conn, "worker_register", id=worker, hostname="h", pid=1, queues=["default"], concurrency=2, version="t")
