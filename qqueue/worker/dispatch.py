@@ -109,6 +109,8 @@ class Dispatcher:
                 self._completer.cached(task)
             else:
                 self._held.add(task)
+        # Before the look-ahead below, which costs a round trip: what was claimed starts running meanwhile.
+        self.dispatch()
         if len(claimed) < limit:
             self.maybe_due = False
             nxt = q.next_run_at(conn, settings.queues)
