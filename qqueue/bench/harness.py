@@ -70,6 +70,23 @@ def drain_rate(conn: Any, queue: str, *, tasks: int, procs: Sequence[subprocess.
     return tasks / max((window["last_finish"] - window["first_start"]).total_seconds(), 1e-9)
 
 
+def drain_with_cpu(conn: Any, queue: str, *, tasks: int,
+                   procs: Sequence[subprocess.Popen[bytes]]) -> tuple[float, dict[str, float]]:
+    """`drain_rate`, and the CPU seconds per 1,000 tasks each process class spent on the drain.
+
+    CPU is counted from the first completion of every worker (their start-up, the forkserver's imports above all,
+    is not the drain's cost) to the last completion, per task completed in between.
+    """
+    def every_worker_done() -> bool:
+        return int(db.run(conn, "bench_workers_done", queue=queue)["workers"]) >= len(procs)
+
+    wait_for(every_worker_done, timeout_s=120, what="the workers", interval_s=0.05)
+    before = cpu_snapshot(conn, procs)
+    done_before = int(db.run(conn, "bench_window", queue=queue)["completed"])
+    rate = drain_rate(conn, queue, tasks=tasks, procs=procs)
+    return rate, cpu_per_1000(before, cpu_snapshot(conn, procs), max(1, tasks - done_before))
+
+
 #: The process classes CPU time is counted for: the workers' supervisors, their slot processes (and the
 #: forkserver they are forked from), and the PostgreSQL backends serving the workers' connections.
 CPU_CLASSES = ("supervisor", "slots", "postgres")

@@ -76,15 +76,8 @@ def run_queue_bench(url: str, *, tasks: int, workers: int, concurrency: int, pic
 
             procs = harness.start_workers(url, queue, count=workers, concurrency=concurrency, log=log)
             try:
-                # CPU is counted from the first completion of every worker (their start-up, the forkserver's
-                # imports above all, is not the drain's cost) to the last completion, per task completed between.
-                harness.wait_for(lambda: _workers_done(conn, queue) >= workers, timeout_s=120, what="the workers",
-                                 interval_s=0.05)
-                before = harness.cpu_snapshot(conn, procs)
-                done_before = int(db.run(conn, "bench_window", queue=queue)["completed"])
-                figures["drain_tasks_per_s"] = round(harness.drain_rate(conn, queue, tasks=tasks, procs=procs))
-                figures["cpu_s_per_1000_tasks"] = harness.cpu_per_1000(
-                    before, harness.cpu_snapshot(conn, procs), max(1, tasks - done_before))
+                rate, figures["cpu_s_per_1000_tasks"] = harness.drain_with_cpu(conn, queue, tasks=tasks, procs=procs)
+                figures["drain_tasks_per_s"] = round(rate)
                 # Pickups on an idle queue whose statistics know it is idle again (autovacuum's analyse would).
                 with db.connection(url, statement_timeout_s=3600) as vacuumer:
                     db.run(vacuumer, "bench_vacuum_analyze")
@@ -121,8 +114,3 @@ def _pickup_latency(conn: Any, queue: str, samples: int) -> dict[str, float]:
 
 def _completed(conn: Any, task_id: Any) -> bool:
     return bool(q.get(conn, task_id)["status"] == "completed")
-
-
-def _workers_done(conn: Any, queue: str) -> int:
-    """How many workers have completed a task of `queue`."""
-    return int(db.run(conn, "bench_workers_done", queue=queue)["workers"])

@@ -11,6 +11,11 @@ INSERT INTO qqueue.tasks (queue, kind, status, attempt, result, finished_at, cre
 SELECT %(queue)s, 'noop', 'completed', 1, 'null', now() - interval '1 hour', now() - interval '1 hour'
 FROM generate_series(1, %(count)s);
 
+-- name: bench_simulator_time :one
+-- Mean CPU seconds a benchmark's completed tasks spent in the simulator call, as the simulate kind timed it.
+SELECT coalesce(avg((result #>> '{timings,simulate_cpu_s}')::double precision), 0) AS simulate_s
+FROM qqueue.tasks WHERE queue = %(queue)s AND status = 'completed';
+
 -- name: bench_table_bytes :one
 -- Whole footprint: heap, indexes and TOAST of the task table and of its history.
 SELECT pg_total_relation_size('qqueue.tasks') AS tasks,
