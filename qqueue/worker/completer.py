@@ -1,7 +1,10 @@
 """Completing: turn what slots report into outcomes, buffer them, and write them in batches.
 
 Four buffers (completions, failures, cancels, hand-backs), each flushed as one fenced statement per pass of the
-loop. Every write matches (task id, attempt, worker, status = 'running'), so an outcome whose lease was lost to
+loop that finds them due: at once when nothing else of this worker's is running, else once `OUTCOME_BATCH`
+outcomes wait or the oldest has waited `OUTCOME_LINGER_S`. Written one by one, short tasks cost a commit each
+(a WAL flush, the statement's fixed overhead); a few milliseconds of lingering under load shares it among many.
+Every write matches (task id, attempt, worker, status = 'running'), so an outcome whose lease was lost to
 another worker changes nothing even if it reaches the database; one the supervisor already knows is lost is
 dropped here and never sent. A buffer is cleared only once written, so outcomes survive a lost connection and
 are written after reconnecting.
@@ -28,7 +31,12 @@ from qqueue.worker.slots import SlotHandle
 if TYPE_CHECKING:
     from qqueue.worker.dispatch import Pace
 
-__all__ = ["Completer"]
+__all__ = ["OUTCOME_BATCH", "OUTCOME_LINGER_S", "Completer"]
+
+#: While other tasks of this worker still run, an outcome waits at most this long for others to share its write.
+OUTCOME_LINGER_S = 0.010
+#: ... and no longer than it takes this many to gather.
+OUTCOME_BATCH = 64
 
 log = logging.getLogger("qqueue.worker")
 
@@ -47,11 +55,25 @@ class Completer:
         self._failures: list[q.Failure] = []
         self._to_cancel: list[tuple[uuid.UUID, int]] = []
         self._to_release: list[tuple[uuid.UUID, int]] = []
+        #: When the oldest outcome waiting to be written was recorded (monotonic), once one is.
+        self._oldest: float | None = None
 
     @property
     def unflushed(self) -> bool:
         """Whether any outcome waits to be written."""
         return bool(self._completions or self._failures or self._to_cancel or self._to_release)
+
+    def flush_at(self, now: float) -> float | None:
+        """When the buffered outcomes are due to be written (`now` if they are already); None if none wait."""
+        if not self.unflushed:
+            self._oldest = None
+            return None
+        if self._oldest is None:
+            self._oldest = now
+        waiting = len(self._completions) + len(self._failures) + len(self._to_cancel) + len(self._to_release)
+        if not self._held or waiting >= OUTCOME_BATCH:
+            return now
+        return max(now, self._oldest + OUTCOME_LINGER_S)
 
     def cached(self, task: ClaimedTask) -> None:
         """Record a claimed task the result cache already answered."""
@@ -171,3 +193,4 @@ class Completer:
         if self._to_release:
             q.release_many(conn, worker_id=wid, held=self._to_release, note="worker stopped before running it")
             self._to_release = []
+        self._oldest = None

@@ -1,7 +1,8 @@
 """Claiming and dispatch: how many tasks to claim, claiming them, and handing them to slots in batches.
 
 Sizing follows the work (`Pace`): one task per slot until tasks are known to be short, then batches that take
-about `TARGET_BATCH_S` with a second one queued behind each, and a claim tops the slots up to that. It also
+about `TARGET_BATCH_S` with a second one queued behind each, and a claim tops the slots up to that once there is
+room for a batch per slot. It also
 decides when a claim is worth trying: after a NOTIFY, a reclaim, a reconnect, a poll interval, or the moment the
 earliest future `run_at` comes due.
 """
@@ -98,7 +99,9 @@ class Dispatcher:
         settings = self._settings
         per_slot = self._pace.per_slot(settings.slot_batch)
         room = len(self._slots) * slot_capacity(per_slot) - len(self._held)
-        if room < max(1, per_slot // 2):
+        # Short tasks: every slot holds a second batch, so a claim can wait until there is room for a batch per
+        # slot and take that much in one statement. Long tasks: a slot free is a slot to fill now.
+        if room < (len(self._slots) * per_slot if per_slot > 1 else 1):
             return
         limit = min(settings.claim_batch, room)
         claimed = q.claim(conn, worker_id=self._worker_id, queues=settings.queues, limit=limit,

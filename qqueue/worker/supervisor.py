@@ -184,7 +184,9 @@ class Supervisor:
 
     def _database_round(self, conn: psycopg.Connection[Any], now: float) -> None:
         """Everything that talks to Postgres in one pass, in the order that keeps latency lowest."""
-        self.completer.flush(conn)
+        flush_at = self.completer.flush_at(now)
+        if flush_at is not None and (flush_at <= now or self.stopping):
+            self.completer.flush(conn)
         if now >= self.leases.next_renew:
             self.leases.renew(conn)
         if self.maintenance.run(conn, now):
@@ -194,9 +196,9 @@ class Supervisor:
             self.dispatcher.claim(conn)
 
     def _wait_timeout(self, now: float) -> float:
-        if self.completer.unflushed and self.db_up:
-            return 0.0
         deadlines = [self.leases.next_deadline(now), self.dispatcher.next_deadline(), self.maintenance.next_reclaim]
+        if self.db_up and (flush_at := self.completer.flush_at(now)) is not None:
+            deadlines.append(now if self.stopping else flush_at)
         if not self.db_up:
             deadlines.append(self.link.reconnect_at)
         if self.stopping:
