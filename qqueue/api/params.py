@@ -1,0 +1,33 @@
+"""Request parameters the endpoints share: the API context, the Idempotency-Key header, and the filters of the
+task and job listings (GET /tasks, GET /jobs), so that each constraint is written once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from litestar.di import NamedDependency
+from litestar.params import HeaderParameter, QueryParameter
+
+from qqueue.api.context import ApiContext
+from qqueue.api.schemas import NAME_PATTERN
+
+Api = NamedDependency[ApiContext]
+
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(name="Idempotency-Key", min_length=1, max_length=200, required=False,
+                    description="Retrying with the same key and body returns the first task (200); the same key "
+                                "with a different body is refused (409)."),
+]
+
+#: A listing's `status` (of its own status type): any of the values given.
+ANY_STATUS = QueryParameter(required=False, description="Any of these; repeat for several.")
+#: A listing's `queue` or `kind`.
+NameFilter = Annotated[str | None, QueryParameter(pattern=NAME_PATTERN, required=False)]
+#: A listing's `created_after` or `created_before`.
+CreatedFilter = Annotated[datetime | None, QueryParameter(required=False)]
+PageLimit = Annotated[int, QueryParameter(ge=1, le=500)]
+PageCursor = Annotated[
+    str | None, QueryParameter(required=False, description="next_cursor of the previous page, unchanged")
+]
