@@ -17,7 +17,6 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from qqueue import jobs
@@ -25,7 +24,16 @@ from qqueue.api import correlation, limits, submit
 from qqueue.api.auth import tenant_of
 from qqueue.api.context import ApiContext
 from qqueue.api.errors import documented
-from qqueue.api.params import ANY_STATUS, Api, CreatedFilter, IdempotencyKey, NameFilter, PageCursor, PageLimit
+from qqueue.api.params import (
+    ANY_STATUS,
+    Api,
+    CreatedFilter,
+    IdempotencyKey,
+    NameFilter,
+    PageCursor,
+    PageLimit,
+    submit_responses,
+)
 from qqueue.api.schemas import (
     JobCancelAnswer,
     JobDetail,
@@ -106,9 +114,7 @@ class JobController(Controller):
     tags = ["jobs"]
 
     @post("/", status_code=201, summary="Submit a primitive job (many PUBs)",
-          responses={200: ResponseSpec(data_container=JobSubmitAnswer, description="Idempotency-Key replay: the "
-                                                                                     "job of the earlier request"),
-                     **documented("400", "401", "409", "413", "422", "429", "503")})
+          responses=submit_responses(JobSubmitAnswer, "the job"))
     async def submit_job(
         self, request: Request[Any, Any, Any], data: JSONBody[JobSubmission], api: Api,
         idempotency_key: IdempotencyKey = None,

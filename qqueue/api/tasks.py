@@ -20,7 +20,16 @@ from qqueue.api import correlation, limits, submit
 from qqueue.api.auth import tenant_of
 from qqueue.api.context import ApiContext
 from qqueue.api.errors import documented, worded
-from qqueue.api.params import ANY_STATUS, Api, CreatedFilter, IdempotencyKey, NameFilter, PageCursor, PageLimit
+from qqueue.api.params import (
+    ANY_STATUS,
+    Api,
+    CreatedFilter,
+    IdempotencyKey,
+    NameFilter,
+    PageCursor,
+    PageLimit,
+    submit_responses,
+)
 from qqueue.api.schemas import (
     BatchAnswer,
     BatchItem,
@@ -67,9 +76,7 @@ class TaskController(Controller):
     tags = ["tasks"]
 
     @post("/", status_code=201, summary="Submit a circuit",
-          responses={200: ResponseSpec(data_container=SubmitAnswer, description="Idempotency-Key replay: the task "
-                                                                                 "of the earlier request"),
-                     **documented("400", "401", "409", "413", "422", "429", "503")})
+          responses=submit_responses(SubmitAnswer, "the task"))
     async def submit_task(
         self, request: Request[Any, Any, Any], data: JSONBody[TaskSubmission], api: Api,
         idempotency_key: IdempotencyKey = None,
@@ -164,11 +171,7 @@ class BatchController(Controller):
     tags = ["tasks"]
 
     @post("/", status_code=201, summary="Submit up to 1,000 circuits at once",
-          responses={200: ResponseSpec(data_container=BatchAnswer, description="Idempotency-Key replay: every "
-                                                                                "valid item is a task of the earlier "
-                                                                                "request"),
-                     422: ResponseSpec(data_container=BatchAnswer, description="No item was valid"),
-                     **documented("400", "401", "409", "413", "429", "503")})
+          responses=submit_responses(BatchAnswer, "every valid item is a task", refused="No item was valid"))
     async def submit_batch(
         self, request: Request[Any, Any, Any], data: JSONBody[BatchSubmission], api: Api,
         idempotency_key: IdempotencyKey = None,
