@@ -151,8 +151,10 @@ def paged(name: str, pages: Callable[Concatenate[Operations, P], Exchange[Any]],
           ) -> Callable[Concatenate[Operations, P], Paging[T]]:
     """The endpoint `name`: every `item` of the listing `pages`, from its `cursor` on, page after page."""
     page: Callable[..., Exchange[Any]] = pages
+    signature = inspect.signature(pages)
 
     def endpoint(ops: Operations, /, *args: Any, **kwargs: Any) -> Paging[T]:
+        signature.bind(ops, *args, **kwargs)  # a wrong argument fails at the call, as it would on `pages`
         cursor = kwargs.pop("cursor", None)
         return ops.paging(lambda c: page(ops, *args, cursor=c, **kwargs), cursor)
     return _described(endpoint, name, doc, pages, f"Paging[{item.__name__}]")

@@ -15,7 +15,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
 
@@ -32,7 +32,8 @@ class _Base:
     """What both clients hold: the operations, the per-request timeout, the base URL, and every endpoint (a
     subclass gets each as a method of its own, blocking or awaited as its `_awaited` says)."""
 
-    _awaited: ClassVar[bool] = False
+    #: Whether the endpoints are coroutines (AsyncClient) or block (Client).
+    _awaited = False
 
     submit = Endpoint(endpoints.submit)
     submit_many = Endpoint(endpoints.submit_many)
@@ -53,6 +54,7 @@ class _Base:
     health = Endpoint(endpoints.health)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Give Client and AsyncClient each endpoint as a method of their own."""
         super().__init_subclass__(**kwargs)
         if _Base in cls.__bases__:  # Client and AsyncClient; their subclasses inherit (and may override) these
             for name, value in vars(_Base).items():
