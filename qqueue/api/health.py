@@ -7,17 +7,14 @@ from typing import Any
 
 import psycopg
 from litestar import Controller, Request, Response, get
-from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 
 from qqueue.api.auth import EXCLUDE_FROM_AUTH, tenant_of
-from qqueue.api.context import ApiContext
 from qqueue.api.errors import documented
+from qqueue.api.params import Api
 from qqueue.api.schemas import Health, QueueStats, WorkerInfo
 from qqueue.errors import DatabaseUnavailableError
 from qqueue.store import reads
-
-Api = NamedDependency[ApiContext]
 
 #: The 503 answers, documented so that clients (and the schema checks) know them.
 _UNHEALTHY = {503: ResponseSpec(data_container=Health, description="The database cannot be reached or its schema "

@@ -13,12 +13,10 @@ import contextlib
 import logging
 import time
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from qqueue import jobs
@@ -26,8 +24,17 @@ from qqueue.api import correlation, limits, submit
 from qqueue.api.auth import tenant_of
 from qqueue.api.context import ApiContext
 from qqueue.api.errors import documented
+from qqueue.api.params import (
+    ANY_STATUS,
+    Api,
+    CreatedFilter,
+    IdempotencyKey,
+    NameFilter,
+    PageCursor,
+    PageLimit,
+    submit_responses,
+)
 from qqueue.api.schemas import (
-    NAME_PATTERN,
     JobCancelAnswer,
     JobDetail,
     JobFailure,
@@ -40,7 +47,6 @@ from qqueue.api.schemas import (
     PubResult,
     Tag,
 )
-from qqueue.api.tasks import Api, IdempotencyKey
 from qqueue.errors import IdempotencyConflictError, IntakeError, JobNotFoundError
 from qqueue.intake import IntakeRequest, PreparedTask
 from qqueue.store import db, reads
@@ -108,9 +114,7 @@ class JobController(Controller):
     tags = ["jobs"]
 
     @post("/", status_code=201, summary="Submit a primitive job (many PUBs)",
-          responses={200: ResponseSpec(data_container=JobSubmitAnswer, description="Idempotency-Key replay: the "
-                                                                                     "job of the earlier request"),
-                     **documented("400", "401", "409", "413", "422", "429", "503")})
+          responses=submit_responses(JobSubmitAnswer, "the job"))
     async def submit_job(
         self, request: Request[Any, Any, Any], data: JSONBody[JobSubmission], api: Api,
         idempotency_key: IdempotencyKey = None,
@@ -196,21 +200,13 @@ class JobController(Controller):
 
     @get("/", summary="List jobs, newest first", responses=documented("400", "401", "503"))
     async def list_jobs(
-        self, request: Request[Any, Any, Any], api: Api,
-        status: Annotated[
-            list[JobStatus] | None, QueryParameter(required=False, description="Any of these; repeat for several.")
-        ] = None,
-        queue: Annotated[str | None, QueryParameter(pattern=NAME_PATTERN, required=False)] = None,
-        kind: Annotated[str | None, QueryParameter(pattern=NAME_PATTERN, required=False)] = None,
+        self, request: Request[Any, Any, Any], api: Api, status: Annotated[list[JobStatus] | None, ANY_STATUS] = None,
+        queue: NameFilter = None, kind: NameFilter = None,
         tags: Annotated[
             list[Tag] | None, QueryParameter(required=False, description="Jobs carrying every tag given; repeat.")
         ] = None,
-        created_after: Annotated[datetime | None, QueryParameter(required=False)] = None,
-        created_before: Annotated[datetime | None, QueryParameter(required=False)] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
-        cursor: Annotated[
-            str | None, QueryParameter(required=False, description="next_cursor of the previous page, unchanged")
-        ] = None,
+        created_after: CreatedFilter = None, created_before: CreatedFilter = None, limit: PageLimit = 50,
+        cursor: PageCursor = None,
     ) -> JobPage:
         """Jobs matching every filter given, newest first, `limit` per page (keyset pagination)."""
         return await api.read(reads.job_page(reads.ListFilter(

@@ -9,21 +9,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from qqueue.api import correlation, limits, submit
 from qqueue.api.auth import tenant_of
 from qqueue.api.context import ApiContext
 from qqueue.api.errors import documented, worded
+from qqueue.api.params import (
+    ANY_STATUS,
+    Api,
+    CreatedFilter,
+    IdempotencyKey,
+    NameFilter,
+    PageCursor,
+    PageLimit,
+    submit_responses,
+)
 from qqueue.api.schemas import (
-    NAME_PATTERN,
     BatchAnswer,
     BatchItem,
     BatchSubmission,
@@ -42,15 +49,6 @@ from qqueue.store.queue import Submitted, cancel_async, enqueue_many_async
 from qqueue.tasks import TERMINAL_STATUSES, TaskSpec, TaskStatus
 
 log = logging.getLogger("qqueue.api")
-
-
-IdempotencyKey = Annotated[
-    str | None,
-    HeaderParameter(name="Idempotency-Key", min_length=1, max_length=200, required=False,
-                    description="Retrying with the same key and body returns the first task (200); the same key "
-                                "with a different body is refused (409)."),
-]
-Api = NamedDependency[ApiContext]
 
 
 def _log_extra(task_id: uuid.UUID | None, cid: str, **more: Any) -> dict[str, Any]:
@@ -78,14 +76,9 @@ class TaskController(Controller):
     tags = ["tasks"]
 
     @post("/", status_code=201, summary="Submit a circuit",
-          responses={200: ResponseSpec(data_container=SubmitAnswer, description="Idempotency-Key replay: the task "
-                                                                                 "of the earlier request"),
-                     **documented("400", "401", "409", "413", "422", "429", "503")})
+          responses=submit_responses(SubmitAnswer, "the task"))
     async def submit_task(
-        self,
-        request: Request[Any, Any, Any],
-        data: JSONBody[TaskSubmission],
-        api: Api,
+        self, request: Request[Any, Any, Any], data: JSONBody[TaskSubmission], api: Api,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[SubmitAnswer]:
         """Preflight the circuit and queue it. Answers 201 with the task id and a Location header; 200 with
@@ -137,24 +130,14 @@ class TaskController(Controller):
 
     @get("/", summary="List tasks, newest first", responses=documented("400", "401", "503"))
     async def list_tasks(
-        self,
-        request: Request[Any, Any, Any],
-        api: Api,
-        status: Annotated[
-            list[TaskStatus] | None, QueryParameter(required=False, description="Any of these; repeat for several.")
-        ] = None,
-        queue: Annotated[str | None, QueryParameter(pattern=NAME_PATTERN, required=False)] = None,
-        kind: Annotated[str | None, QueryParameter(pattern=NAME_PATTERN, required=False)] = None,
+        self, request: Request[Any, Any, Any], api: Api, status: Annotated[list[TaskStatus] | None, ANY_STATUS] = None,
+        queue: NameFilter = None, kind: NameFilter = None,
         # Tag, not str: a NUL in a filter value would otherwise reach PostgreSQL, which refuses it (a 500).
         tags: Annotated[
             list[Tag] | None, QueryParameter(required=False, description="Tasks carrying every tag given; repeat.")
         ] = None,
-        created_after: Annotated[datetime | None, QueryParameter(required=False)] = None,
-        created_before: Annotated[datetime | None, QueryParameter(required=False)] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
-        cursor: Annotated[
-            str | None, QueryParameter(required=False, description="next_cursor of the previous page, unchanged")
-        ] = None,
+        created_after: CreatedFilter = None, created_before: CreatedFilter = None, limit: PageLimit = 50,
+        cursor: PageCursor = None,
     ) -> TaskPage:
         """Tasks matching every filter given, newest first, `limit` per page (keyset pagination)."""
         return await api.read(reads.task_page(reads.ListFilter(
@@ -188,16 +171,9 @@ class BatchController(Controller):
     tags = ["tasks"]
 
     @post("/", status_code=201, summary="Submit up to 1,000 circuits at once",
-          responses={200: ResponseSpec(data_container=BatchAnswer, description="Idempotency-Key replay: every "
-                                                                                "valid item is a task of the earlier "
-                                                                                "request"),
-                     422: ResponseSpec(data_container=BatchAnswer, description="No item was valid"),
-                     **documented("400", "401", "409", "413", "429", "503")})
+          responses=submit_responses(BatchAnswer, "every valid item is a task", refused="No item was valid"))
     async def submit_batch(
-        self,
-        request: Request[Any, Any, Any],
-        data: JSONBody[BatchSubmission],
-        api: Api,
+        self, request: Request[Any, Any, Any], data: JSONBody[BatchSubmission], api: Api,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[BatchAnswer]:
         """Preflight every item and queue the valid ones in one statement (one transaction).

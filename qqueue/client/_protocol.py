@@ -3,42 +3,26 @@
 Every operation is a generator that yields what it needs done (a `Call` to send, a `Sleep` between tries, the
 `Items` of a page) and is sent back what came of it (an `httpx.Response`, or the `httpx.TransportError` the
 send raised). `Client` drives these generators with blocking calls and `AsyncClient` with awaits, so the logic
-(what to send, when to retry, how long to wait, how to decode) exists once for both.
+(what to send, when to retry, how long to wait, how to decode) exists once for both. The endpoints themselves
+are in `qqueue.client._endpoints`.
 """
 
 from __future__ import annotations
 
-import builtins
 import random
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
 import msgspec
 
 from qqueue import __version__
-from qqueue.api.schemas import (
-    BackendInfo,
-    BatchAnswer,
-    CancelAnswer,
-    Health,
-    JobCancelAnswer,
-    JobDetail,
-    JobPage,
-    JobSubmission,
-    JobSubmitAnswer,
-    SimulationOptions,
-    SubmitAnswer,
-    TaskDetail,
-    TaskPage,
-    TaskSubmission,
-)
 from qqueue.client.errors import ApiError, TransportError, WaitTimeoutError
 from qqueue.tasks import TERMINAL_STATUSES
 
@@ -83,15 +67,17 @@ class Sleep:
 
 
 @dataclass(frozen=True, slots=True)
-class Items:
+class Items(Generic[T]):
     """Values for an iterator to hand out (a page's tasks) before the operation goes on."""
 
-    values: Sequence[Any]
+    values: Sequence[T]
 
 
-Step = Call | Sleep | Items
+Step = Call | Sleep | Items[Any]
 #: An operation: yields steps, is sent each `Call`'s outcome, returns its result.
 Exchange = Generator[Step, Any, T]
+#: An operation that hands out items page after page (`Items[T]`), for a client to iterate over.
+Paging = Generator[Call | Sleep | Items[T], Any, None]
 
 
 def default_headers(api_key: str | None) -> dict[str, str]:
@@ -164,40 +150,9 @@ def _numpy(value: Any) -> Any:
 _encoder = msgspec.json.Encoder(enc_hook=_numpy)
 
 
-def submission(
-    qc: str | None,
-    *,
-    kind: str = "simulate",
-    shots: int = 1024,
-    options: SimulationOptions | Mapping[str, Any] | None = None,
-    queue: str = "default",
-    priority: int = 0,
-    tags: Sequence[str] = (),
-    metadata: Mapping[str, Any] | None = None,
-    run_at: datetime | None = None,
-    delay_s: float | None = None,
-    max_attempts: int = 3,
-    timeout_s: float | None = None,
-    parameter_values: Any = None,
-    observables: Any = None,
-    precision: float | None = None,
-    outputs: Sequence[str] | None = None,
-    payload: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The body of POST /tasks, without the fields left unset (None, or no tags), so the server's defaults
-    apply to them; the same rules as `TaskSubmission`, which checks the values at the server."""
-    fields: dict[str, Any] = {
-        "qc": qc, "kind": kind, "shots": shots, "options": options, "queue": queue, "priority": priority,
-        "tags": list(tags) or None, "metadata": metadata, "run_at": run_at, "delay_s": delay_s,
-        "max_attempts": max_attempts, "timeout_s": timeout_s, "parameter_values": parameter_values,
-        "observables": observables, "precision": precision, "outputs": list(outputs) if outputs else None,
-        "payload": payload,
-    }
-    return {name: value for name, value in fields.items() if value is not None}
-
-
 class Operations:
-    """Every endpoint as an `Exchange`, with the retry policy both clients share."""
+    """The retry policy both clients share, and the exchanges every endpoint is made of (`qqueue.client._endpoints`
+    defines the endpoints with these)."""
 
     def __init__(self, url: str, *, retries: int, backoff_s: float) -> None:
         if retries < 0:
@@ -273,93 +228,3 @@ class Operations:
             if answer.next_cursor is None:
                 return
             cursor = answer.next_cursor
-
-    # --- tasks ----------------------------------------------------------------------------------------------
-
-    def submit(self, qc: str | None, *, idempotency_key: str | None = None, **fields: Any) -> Exchange[SubmitAnswer]:
-        """POST /tasks."""
-        return self.submitting("/tasks", SubmitAnswer, submission(qc, **fields), idempotency_key)
-
-    def submit_many(self, submissions: Sequence[TaskSubmission | Mapping[str, Any]], *,
-                    idempotency_key: str | None = None) -> Exchange[BatchAnswer]:
-        """POST /tasks/batch. A 422 whose every item was refused is still a `BatchAnswer` (status "error"),
-        each item's reason at its index, as the partial answers are."""
-        return self.submitting("/tasks/batch", BatchAnswer, {"tasks": list(submissions)}, idempotency_key,
-                               ok=frozenset({200, 201, 422}))
-
-    def get(self, task_id: Any, *, wait: float | None = None) -> Exchange[TaskDetail]:
-        """GET /tasks/{id}, long-polling up to `wait` seconds (at most 60)."""
-        return self.exchange(Call("GET", f"/tasks/{segment(task_id)}", TaskDetail, params=query(wait=wait),
-                                  extra_timeout_s=wait or 0.0))
-
-    def wait(self, task_id: Any, *, timeout: float | None = None) -> Exchange[TaskDetail]:
-        """Until the task is completed, failed or cancelled."""
-        return self.waiting("task", task_id, lambda s: self.get(task_id, wait=s), lambda d: d.status.value,
-                            timeout)
-
-    def list(self, *, status: str | Sequence[str] | None = None, queue: str | None = None,
-             kind: str | None = None, tags: Sequence[str] | None = None, created_after: datetime | None = None,
-             created_before: datetime | None = None, limit: int = 50, cursor: str | None = None,
-             ) -> Exchange[TaskPage]:
-        """GET /tasks."""
-        return self.exchange(Call("GET", "/tasks", TaskPage, params=query(
-            status=status, queue=queue, kind=kind, tags=tags, created_after=created_after,
-            created_before=created_before, limit=limit, cursor=cursor)))
-
-    def iter_tasks(self, *, cursor: str | None = None, **filters: Any) -> Exchange[None]:
-        """Every task of GET /tasks matching `filters`, page after page."""
-        return self.paging(lambda c: self.list(cursor=c, **filters), cursor)
-
-    def cancel(self, task_id: Any) -> Exchange[CancelAnswer]:
-        """POST /tasks/{id}/cancel: 200 cancelled, 202 asked to stop."""
-        return self.exchange(Call("POST", f"/tasks/{segment(task_id)}/cancel", CancelAnswer,
-                                  ok=frozenset({200, 202})))
-
-    # --- jobs -----------------------------------------------------------------------------------------------
-
-    def submit_job(self, job: JobSubmission | Mapping[str, Any], *,
-                   idempotency_key: str | None = None) -> Exchange[JobSubmitAnswer]:
-        """POST /jobs."""
-        return self.submitting("/jobs", JobSubmitAnswer, job, idempotency_key)
-
-    def get_job(self, job_id: Any, *, wait: float | None = None) -> Exchange[JobDetail]:
-        """GET /jobs/{id}, long-polling up to `wait` seconds (at most 60)."""
-        return self.exchange(Call("GET", f"/jobs/{segment(job_id)}", JobDetail, params=query(wait=wait),
-                                  extra_timeout_s=wait or 0.0))
-
-    def wait_job(self, job_id: Any, *, timeout: float | None = None) -> Exchange[JobDetail]:
-        """Until the job is completed, failed or cancelled."""
-        return self.waiting("job", job_id, lambda s: self.get_job(job_id, wait=s), lambda d: d.status, timeout)
-
-    def list_jobs(self, *, status: str | Sequence[str] | None = None, queue: str | None = None,
-                  kind: str | None = None, tags: Sequence[str] | None = None, created_after: datetime | None = None,
-                  created_before: datetime | None = None, limit: int = 50, cursor: str | None = None,
-                  ) -> Exchange[JobPage]:
-        """GET /jobs."""
-        return self.exchange(Call("GET", "/jobs", JobPage, params=query(
-            status=status, queue=queue, kind=kind, tags=tags, created_after=created_after,
-            created_before=created_before, limit=limit, cursor=cursor)))
-
-    def iter_jobs(self, *, cursor: str | None = None, **filters: Any) -> Exchange[None]:
-        """Every job of GET /jobs matching `filters`, page after page."""
-        return self.paging(lambda c: self.list_jobs(cursor=c, **filters), cursor)
-
-    def cancel_job(self, job_id: Any) -> Exchange[JobCancelAnswer]:
-        """POST /jobs/{id}/cancel."""
-        return self.exchange(Call("POST", f"/jobs/{segment(job_id)}/cancel", JobCancelAnswer,
-                                  ok=frozenset({200, 202})))
-
-    # --- the service ----------------------------------------------------------------------------------------
-
-    def backends(self) -> Exchange[builtins.list[BackendInfo]]:
-        """GET /backends."""
-        return self.exchange(Call("GET", "/backends", builtins.list[BackendInfo]))
-
-    def backend(self, name: str) -> Exchange[BackendInfo]:
-        """GET /backends/{name}."""
-        return self.exchange(Call("GET", f"/backends/{segment(name)}", BackendInfo))
-
-    def health(self) -> Exchange[Health]:
-        """GET /health. Its 503 is an answer too (status "unhealthy", and why), so it is returned, not retried."""
-        return self.exchange(Call("GET", "/health", Health, ok=frozenset({200, 503}),
-                                  retry_on=RETRY_STATUSES - {503}))

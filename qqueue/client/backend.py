@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from qiskit import ClassicalRegister, QuantumCircuit, qasm3
+from qiskit import QuantumCircuit, qasm3
 from qiskit.circuit import (
     BreakLoopOp,
     ContinueLoopOp,
@@ -42,6 +42,7 @@ from qiskit.transpiler import CouplingMap, Target
 
 import qqueue
 from qqueue.api.schemas import MAX_BATCH, BackendInfo, SimulationOptions, TaskDetail, TaskSubmission
+from qqueue.client import _aer_result as aer
 from qqueue.client.client import Client
 from qqueue.client.errors import ApiError, WaitTimeoutError
 from qqueue.intake.model import MAX_SHOTS
@@ -181,56 +182,6 @@ class QQueueBackend(BackendV2):
         return f"<QQueueBackend {self.name!r} at {self._client.url}>"
 
 
-class _Clbits:
-    """Where the bits of the server's counts keys land among a circuit's classical bits.
-
-    The server answers counts as Aer formats them for the circuit it parsed: every register, the last one
-    leftmost, space-separated, and bits in no register left out when there are registers (as Qiskit's own
-    formatting does). So the circuit is sent with every classical bit in a register: those of its own registers
-    in order, then each bit outside them in a one-bit register of its own (`transport`), and the bits of a key,
-    read from the right, are `order`'s clbits."""
-
-    def __init__(self, index: int, circuit: QuantumCircuit) -> None:
-        in_registers = [circuit.find_bit(bit).index for register in circuit.cregs for bit in register]
-        if len(set(in_registers)) != len(in_registers):
-            raise ValueError(f"circuit {index} ({circuit.name!r}) has classical registers that share bits, which "
-                             "its OpenQASM 3 form cannot keep apart; give each bit one register")
-        self.loose = sorted(set(range(circuit.num_clbits)) - set(in_registers))
-        #: Least significant first: the circuit's clbit index of each bit of a key, read from the right.
-        self.order = in_registers + self.loose
-        self.identity = self.order == list(range(circuit.num_clbits))
-        self.index = index
-
-    def transport(self, circuit: QuantumCircuit) -> QuantumCircuit:
-        """The circuit as it is sent: with a register around each bit outside its registers, so that the
-        server keeps (and reports) every bit, after the circuit's own registers."""
-        if not self.loose:
-            return circuit
-        out = circuit.copy()
-        taken = {register.name for register in circuit.cregs}
-        for position in self.loose:
-            name = f"_clbit{position}"
-            while name in taken:
-                name += "_"
-            taken.add(name)
-            out.add_register(ClassicalRegister(name=name, bits=[circuit.clbits[position]]))
-        return out
-
-    def value(self, key: str) -> int:
-        """The outcome as an integer over the circuit's classical bits (bit i: clbit i)."""
-        bits = key.replace(" ", "")
-        if len(bits) != len(self.order):
-            raise JobError(f"circuit {self.index}: the server answered outcomes of {len(bits)} bits for a circuit "
-                           f"of {len(self.order)} classical bits")
-        if self.identity:
-            return int(bits, 2) if bits else 0
-        value = 0
-        for position, bit in enumerate(reversed(bits)):
-            if bit == "1":
-                value |= 1 << self.order[position]
-        return value
-
-
 class QQueueJob(JobV1):
     """The tasks of one `QQueueBackend.run`, one per circuit, in order. `job_id()` is also the Idempotency-Key
     of its batches, so a retried submission never queues a circuit twice."""
@@ -241,7 +192,7 @@ class QQueueJob(JobV1):
         self._qq = backend
         self._circuits = circuits
         self._options = options
-        self._clbits = [_Clbits(i, c) for i, c in enumerate(circuits)]
+        self._clbits = [aer.Clbits(i, c) for i, c in enumerate(circuits)]
         self._task_ids: list[uuid.UUID] | None = None
         #: Tasks found finished: they never change again, so they are not asked about twice.
         self._finished: dict[int, TaskDetail] = {}
@@ -371,46 +322,9 @@ class QQueueJob(JobV1):
             if detail.status.value != "completed":
                 raise JobError(f"job {self.job_id()}: circuit {index} ({self._circuits[index].name!r}, task "
                                f"{detail.task_id}) {detail.status.value}: {detail.message}")
-        experiments = [self._experiment(i, c, d) for i, (c, d) in enumerate(zip(self._circuits, details, strict=True))]
-        return Result.from_dict({
-            "backend_name": self._qq.name, "backend_version": self._qq.backend_version,
-            "qobj_id": self.job_id(), "job_id": self.job_id(), "success": True, "status": "COMPLETED",
-            "date": (self._submitted_at or datetime.now(UTC)).isoformat(), "header": None,
-            "results": experiments,
-        })
-
-    def _experiment(self, index: int, circuit: QuantumCircuit, detail: TaskDetail) -> dict[str, Any]:
-        """One experiment of the Result, in the layout of Aer's (`AerSimulator().run(...).result().to_dict()`)."""
-        answer = detail.result
-        if not isinstance(answer, dict) or not isinstance(answer.get("counts"), dict):
-            raise JobError(f"job {self.job_id()}: circuit {index} (task {detail.task_id}) has no counts in its "
-                           "result")
-        clbits = self._clbits[index]
-        counts: dict[str, int] = {}
-        for key, n in answer["counts"].items():
-            hex_key = hex(clbits.value(key))
-            counts[hex_key] = counts.get(hex_key, 0) + int(n)
-        data: dict[str, Any] = {"counts": counts}
-        if self._options["memory"] and answer.get("memory") is not None:
-            data["memory"] = [hex(clbits.value(shot)) for shot in answer["memory"]]
-        timings = answer.get("timings") or {}
-        return {
-            "shots": answer.get("shots", self._options["shots"]),
-            "success": True,
-            "status": "DONE",
-            "meas_level": 2,
-            "seed_simulator": answer.get("seed"),
-            "data": data,
-            "header": {
-                "creg_sizes": [[register.name, register.size] for register in circuit.cregs],
-                "global_phase": float(circuit.global_phase),
-                "memory_slots": circuit.num_clbits,
-                "metadata": circuit.metadata,
-                "n_qubits": circuit.num_qubits,
-                "name": circuit.name,
-                "qreg_sizes": [[register.name, register.size] for register in circuit.qregs],
-            },
-            "metadata": {"task_id": str(detail.task_id), "method": answer.get("method"),
-                         "backend": answer.get("backend"), "cached": detail.cached, "versions": answer.get("versions")},
-            "time_taken": timings.get("simulate_s", 0.0),
-        }
+        shots, memory = self._options["shots"], self._options["memory"]
+        experiments = [aer.experiment(self.job_id(), self._clbits[i], c, d, shots=shots, memory=memory)
+                       for i, (c, d) in enumerate(zip(self._circuits, details, strict=True))]
+        return aer.run_result(backend_name=self._qq.name, backend_version=self._qq.backend_version,
+                              job_id=self.job_id(), date=self._submitted_at or datetime.now(UTC),
+                              experiments=experiments)

@@ -1,0 +1,64 @@
+"""Every type on the wire of the HTTP API, defined once as msgspec Structs.
+
+Litestar decodes request bodies into these and generates the OpenAPI document from them. They are separate
+from the domain records (`qqueue.tasks`): the wire may rename or hide, the domain never bends to HTTP.
+Constraints mirror the CHECKs of qqueue.tasks, so a bad value is a 400 at the door, not a database error.
+
+By concern: `common` (name rules, annotated scalars, simulation options, errors), `tasks`, `jobs` and
+`service` (health, queues, workers, backends). Every name is importable from here.
+"""
+
+from qqueue.api.schemas.common import (
+    NAME_PATTERN,
+    PATTERN_WORDS,
+    TAG_PATTERN,
+    ErrorAnswer,
+    ErrorDetail,
+    KindName,
+    Observables,
+    ParameterValues,
+    QueueName,
+    SimulationOptions,
+    Tag,
+    UtcTime,
+)
+from qqueue.api.schemas.jobs import (
+    MAX_JOB_PUBS,
+    JobCancelAnswer,
+    JobDetail,
+    JobFailure,
+    JobPage,
+    JobProgress,
+    JobStatus,
+    JobSubmission,
+    JobSubmitAnswer,
+    JobSummary,
+    JobTask,
+    PubResult,
+    PubSubmission,
+)
+from qqueue.api.schemas.service import BackendInfo, Health, QueueStats, WorkerInfo
+from qqueue.api.schemas.tasks import (
+    MAX_BATCH,
+    BatchAnswer,
+    BatchItem,
+    BatchSubmission,
+    CancelAnswer,
+    StatusChange,
+    SubmitAnswer,
+    TaskDetail,
+    TaskPage,
+    TaskSubmission,
+    TaskSummary,
+    Timings,
+    decode_item,
+)
+
+__all__ = [
+    "MAX_BATCH", "MAX_JOB_PUBS", "NAME_PATTERN", "PATTERN_WORDS", "TAG_PATTERN", "BackendInfo", "BatchAnswer",
+    "BatchItem", "BatchSubmission", "CancelAnswer", "ErrorAnswer", "ErrorDetail", "Health", "JobCancelAnswer",
+    "JobDetail", "JobFailure", "JobPage", "JobProgress", "JobStatus", "JobSubmission", "JobSubmitAnswer",
+    "JobSummary", "JobTask", "KindName", "Observables", "ParameterValues", "PubResult", "PubSubmission",
+    "QueueName", "QueueStats", "SimulationOptions", "StatusChange", "SubmitAnswer", "Tag", "TaskDetail",
+    "TaskPage", "TaskSubmission", "TaskSummary", "Timings", "UtcTime", "WorkerInfo", "decode_item",
+]

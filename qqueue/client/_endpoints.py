@@ -1,0 +1,334 @@
+"""Every endpoint of the qqueue HTTP API, defined once for both clients.
+
+Each endpoint is a function of the `Operations` that returns the `Exchange` (or, for the iterators, the `Paging`)
+it runs; its parameters, type hints and docstring are those of the client method. `Endpoint` and `Pages` turn
+one into a method of `Client` (blocking) and of `AsyncClient` (awaited), so the two clients cannot drift apart:
+`qqueue.client.client` lists the endpoints once, and each client only says how it sends a request and sleeps.
+"""
+
+from __future__ import annotations
+
+import builtins
+import inspect
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+
+from qqueue.api.schemas import (
+    BackendInfo,
+    BatchAnswer,
+    CancelAnswer,
+    Health,
+    JobCancelAnswer,
+    JobDetail,
+    JobPage,
+    JobSubmission,
+    JobSubmitAnswer,
+    JobSummary,
+    SimulationOptions,
+    SubmitAnswer,
+    TaskDetail,
+    TaskPage,
+    TaskSubmission,
+    TaskSummary,
+)
+from qqueue.client._protocol import RETRY_STATUSES, Call, Exchange, Operations, Paging, Params, query, segment
+
+if TYPE_CHECKING:
+    from qqueue.client.client import AsyncClient, Client
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+TaskId = uuid.UUID | str
+Statuses = str | Sequence[str] | None
+
+
+# --- tasks ----------------------------------------------------------------------------------------------------
+
+def submit(
+    ops: Operations,
+    /,
+    qc: str | None,
+    *,
+    kind: str = "simulate",
+    shots: int = 1024,
+    options: SimulationOptions | Mapping[str, Any] | None = None,
+    queue: str = "default",
+    priority: int = 0,
+    tags: Sequence[str] = (),
+    metadata: Mapping[str, Any] | None = None,
+    run_at: datetime | None = None,
+    delay_s: float | None = None,
+    max_attempts: int = 3,
+    timeout_s: float | None = None,
+    parameter_values: Any = None,
+    observables: Any = None,
+    precision: float | None = None,
+    outputs: Sequence[str] | None = None,
+    idempotency_key: str | None = None,
+    payload: Mapping[str, Any] | None = None,
+) -> Exchange[SubmitAnswer]:
+    """Queue one task (POST /tasks); fields left None are not sent, so the server's defaults apply.
+
+    The Idempotency-Key is `idempotency_key`, or one made for this call and sent on every retry, so a
+    submit whose answer was lost is never queued twice. `payload` is for the test kinds without a circuit.
+    Raises `ApiError` (422 with `code`, `line`, `column` for a circuit preflight refuses).
+    """
+    # Unset fields (None, or no tags) are left out so that the server's defaults apply; `TaskSubmission`
+    # checks the values at the server.
+    fields: dict[str, Any] = {
+        "qc": qc, "kind": kind, "shots": shots, "options": options, "queue": queue, "priority": priority,
+        "tags": builtins.list(tags) or None, "metadata": metadata, "run_at": run_at, "delay_s": delay_s,
+        "max_attempts": max_attempts, "timeout_s": timeout_s, "parameter_values": parameter_values,
+        "observables": observables, "precision": precision, "outputs": builtins.list(outputs) if outputs else None,
+        "payload": payload,
+    }
+    body = {name: value for name, value in fields.items() if value is not None}
+    return ops.submitting("/tasks", SubmitAnswer, body, idempotency_key)
+
+
+def submit_many(
+    ops: Operations, /, submissions: Sequence[TaskSubmission | Mapping[str, Any]], *,
+    idempotency_key: str | None = None
+) -> Exchange[BatchAnswer]:
+    """Queue up to 1,000 tasks in one transaction (POST /tasks/batch). Items are `TaskSubmission`s or dicts
+    of the same fields. An item the server refuses has its `error` at its index of `items` while the
+    others are queued; when every item is refused the answer's status is "error" (HTTP 422)."""
+    # That 422 is still a BatchAnswer, each item's reason at its index, as the partial answers are.
+    return ops.submitting("/tasks/batch", BatchAnswer, {"tasks": builtins.list(submissions)}, idempotency_key,
+                          ok=frozenset({200, 201, 422}))
+
+
+def get(ops: Operations, /, task_id: TaskId, *, wait: float | None = None) -> Exchange[TaskDetail]:
+    """The task (GET /tasks/{id}); with `wait` (0-60 s), answered as soon as it ends, or after `wait`."""
+    return ops.exchange(Call("GET", f"/tasks/{segment(task_id)}", TaskDetail, params=query(wait=wait),
+                             extra_timeout_s=wait or 0.0))
+
+
+def wait(ops: Operations, /, task_id: TaskId, *, timeout: float | None = None) -> Exchange[TaskDetail]:
+    """The task once completed, failed or cancelled, by long-polls of at most 60 s each. Raises
+    `WaitTimeoutError` (a `TimeoutError` naming the task and its last status) after `timeout` seconds."""
+    return ops.waiting("task", task_id, lambda s: get(ops, task_id, wait=s), lambda d: d.status.value, timeout)
+
+
+def cancel(ops: Operations, /, task_id: TaskId) -> Exchange[CancelAnswer]:
+    """Cancel a task (POST /tasks/{id}/cancel): status "cancelled" when it was pending, "cancel_requested"
+    when it runs (its worker stops it). A finished task raises `ApiError` 409."""
+    return ops.exchange(Call("POST", f"/tasks/{segment(task_id)}/cancel", CancelAnswer, ok=frozenset({200, 202})))
+
+
+# --- listings: GET /tasks and GET /jobs take the same filters -------------------------------------------------
+
+def filters(
+    *,
+    status: Statuses = None,
+    queue: str | None = None,
+    kind: str | None = None,
+    tags: Sequence[str] | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Params:
+    """The query of a listing: any of `status`, every one of `tags`, created in the range, a page of `limit`
+    from `cursor` (a page's `next_cursor`)."""
+    return query(status=status, queue=queue, kind=kind, tags=tags, created_after=created_after,
+                 created_before=created_before, limit=limit, cursor=cursor)
+
+
+def listing(name: str, path: str, page: type[T], shape: Callable[P, Params], doc: str
+            ) -> Callable[Concatenate[Operations, P], Exchange[T]]:
+    """The endpoint `name`: one `page` of GET `path`, taking the parameters of `shape` (`filters`)."""
+    def endpoint(ops: Operations, /, *args: P.args, **kwargs: P.kwargs) -> Exchange[T]:
+        return ops.exchange(Call("GET", path, page, params=shape(*args, **kwargs)))
+    return _described(endpoint, name, doc, shape, f"Exchange[{page.__name__}]")
+
+
+def paged(name: str, pages: Callable[Concatenate[Operations, P], Exchange[Any]], item: type[T], doc: str
+          ) -> Callable[Concatenate[Operations, P], Paging[T]]:
+    """The endpoint `name`: every `item` of the listing `pages`, from its `cursor` on, page after page."""
+    page: Callable[..., Exchange[Any]] = pages
+    signature = inspect.signature(pages)
+
+    def endpoint(ops: Operations, /, *args: Any, **kwargs: Any) -> Paging[T]:
+        signature.bind(ops, *args, **kwargs)  # a wrong argument fails at the call, as it would on `pages`
+        cursor = kwargs.pop("cursor", None)
+        return ops.paging(lambda c: page(ops, *args, cursor=c, **kwargs), cursor)
+    return _described(endpoint, name, doc, pages, f"Paging[{item.__name__}]")
+
+
+def _described(endpoint: Callable[..., Any], name: str, doc: str, like: Callable[..., Any], returns: str) -> Any:
+    """`endpoint` named `name`, documented by `doc`, with the parameters of `like` (after the operations, which
+    it takes first or not) and the return annotation `returns`."""
+    signature = inspect.signature(like)
+    parameters = builtins.list(signature.parameters.values())
+    if not parameters or parameters[0].name != "ops":
+        parameters.insert(0, inspect.Parameter("ops", inspect.Parameter.POSITIONAL_ONLY, annotation="Operations"))
+    vars(endpoint)["__signature__"] = signature.replace(parameters=parameters, return_annotation=returns)
+    endpoint.__annotations__ = {"ops": "Operations", **like.__annotations__, "return": returns}
+    endpoint.__name__ = endpoint.__qualname__ = name
+    endpoint.__doc__ = doc
+    return endpoint
+
+
+#: The method `list` (the builtin keeps its name in this module).
+list_tasks = listing(
+    "list", "/tasks", TaskPage, filters,
+    """One page of tasks, newest first (GET /tasks): any of `status`, every one of `tags`. Pass the page's
+    `next_cursor` as `cursor` for the next one, or use `iter_tasks`.""")
+iter_tasks = paged(
+    "iter_tasks", list_tasks, TaskSummary,
+    "Every task matching the filters of `list`, newest first, fetched `limit` per page as it is read.")
+list_jobs = listing("list_jobs", "/jobs", JobPage, filters,
+                    "One page of jobs, newest first (GET /jobs), filtered as `list`.")
+iter_jobs = paged("iter_jobs", list_jobs, JobSummary, "Every job matching the filters, newest first, page after page.")
+
+
+# --- jobs -----------------------------------------------------------------------------------------------------
+
+def submit_job(ops: Operations, /, job: JobSubmission | Mapping[str, Any], *, idempotency_key: str | None = None
+               ) -> Exchange[JobSubmitAnswer]:
+    """Queue a primitive job of many PUBs (POST /jobs), under an Idempotency-Key as `submit`."""
+    return ops.submitting("/jobs", JobSubmitAnswer, job, idempotency_key)
+
+
+def get_job(ops: Operations, /, job_id: TaskId, *, wait: float | None = None) -> Exchange[JobDetail]:
+    """The job (GET /jobs/{id}); with `wait` (0-60 s), answered as soon as it ends, or after `wait`."""
+    return ops.exchange(Call("GET", f"/jobs/{segment(job_id)}", JobDetail, params=query(wait=wait),
+                             extra_timeout_s=wait or 0.0))
+
+
+def wait_job(ops: Operations, /, job_id: TaskId, *, timeout: float | None = None) -> Exchange[JobDetail]:
+    """The job once completed, failed or cancelled; `WaitTimeoutError` after `timeout` seconds."""
+    return ops.waiting("job", job_id, lambda s: get_job(ops, job_id, wait=s), lambda d: d.status, timeout)
+
+
+def cancel_job(ops: Operations, /, job_id: TaskId) -> Exchange[JobCancelAnswer]:
+    """Cancel a job (POST /jobs/{id}/cancel): its pending tasks at once, its running ones asked to stop."""
+    return ops.exchange(Call("POST", f"/jobs/{segment(job_id)}/cancel", JobCancelAnswer, ok=frozenset({200, 202})))
+
+
+# --- the service ----------------------------------------------------------------------------------------------
+
+def backends(ops: Operations, /) -> Exchange[builtins.list[BackendInfo]]:
+    """The simulators and fake devices runs may target (GET /backends)."""
+    return ops.exchange(Call("GET", "/backends", builtins.list[BackendInfo]))
+
+
+def backend(ops: Operations, /, name: str) -> Exchange[BackendInfo]:
+    """One backend by name (GET /backends/{name}); `ApiError` 404 for an unknown one."""
+    return ops.exchange(Call("GET", f"/backends/{segment(name)}", BackendInfo))
+
+
+def health(ops: Operations, /) -> Exchange[Health]:
+    """GET /health; an unhealthy server's answer (HTTP 503) is returned too, with status "unhealthy"."""
+    # The 503 is an answer (status "unhealthy", and why), so it is returned, not retried.
+    return ops.exchange(Call("GET", "/health", Health, ok=frozenset({200, 503}), retry_on=RETRY_STATUSES - {503}))
+
+
+# --- endpoints as client methods ------------------------------------------------------------------------------
+
+class _Method:
+    """What `Endpoint` and `Pages` share: the method an endpoint is on each client class, made once per class."""
+
+    #: The public return annotation of an endpoint annotated "Exchange[X]" or "Paging[X]", blocking and awaited.
+    returns: tuple[str, str]
+    #: The docstring of an awaited method: it refers to the blocking one's.
+    async_doc = "See `Client.{}`."
+
+    def __init__(self, spec: Callable[..., Any]) -> None:
+        self.spec = spec
+        self._methods: dict[type, Callable[..., Any]] = {}
+
+    def method(self, owner: type) -> Callable[..., Any]:
+        """The method on class `owner`: awaited when `owner._awaited` is true, else blocking."""
+        made = self._methods.get(owner)
+        if made is None:
+            awaited = bool(getattr(owner, "_awaited", False))
+            made = self._methods[owner] = self._described(self.make(awaited), owner, awaited)
+        return made
+
+    def make(self, awaited: bool) -> Callable[..., Any]:
+        """The method's body: it runs the endpoint on the client's `_ops` with the client's driver."""
+        raise NotImplementedError
+
+    def _bound(self, obj: Any, owner: type) -> Any:
+        method = self.method(owner)
+        return method if obj is None else method.__get__(obj, owner)
+
+    def _described(self, method: Callable[..., Any], owner: type, awaited: bool) -> Callable[..., Any]:
+        """`method` with the endpoint's name, parameters (`self` in place of the operations), type hints and
+        docstring, as if written out on `owner`."""
+        spec = self.spec
+        inner = re.fullmatch(r"(?:Exchange|Paging)\[(.*)\]", spec.__annotations__["return"])
+        assert inner is not None, f"{spec.__name__} must be annotated Exchange[...] or Paging[...]"
+        returns = self.returns[awaited].format(inner[1])
+        signature = inspect.signature(spec)
+        parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+                      *builtins.list(signature.parameters.values())[1:]]
+        vars(method)["__signature__"] = signature.replace(parameters=parameters, return_annotation=returns)
+        method.__annotations__ = {**{k: v for k, v in spec.__annotations__.items() if k != "ops"},
+                                  "return": returns}
+        method.__name__ = spec.__name__
+        method.__qualname__ = f"{owner.__qualname__}.{spec.__name__}"
+        method.__module__ = owner.__module__
+        method.__doc__ = self.async_doc.format(spec.__name__) if awaited else spec.__doc__
+        return method
+
+
+class Endpoint(_Method, Generic[P, T]):
+    """An endpoint as a method: it returns the answer on `Client`, and is a coroutine of it on `AsyncClient`."""
+
+    returns = ("{}", "{}")
+
+    def __init__(self, spec: Callable[Concatenate[Operations, P], Exchange[T]]) -> None:
+        super().__init__(spec)
+
+    def make(self, awaited: bool) -> Callable[..., Any]:
+        spec = self.spec
+        if awaited:
+            async def call_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+                return await self._run(spec(self._ops, *args, **kwargs))
+            return call_async
+
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return self._run(spec(self._ops, *args, **kwargs))
+        return call
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> Callable[..., Any]: ...
+    @overload
+    def __get__(self, obj: Client, owner: type) -> Callable[P, T]: ...
+    @overload
+    def __get__(self, obj: AsyncClient, owner: type) -> Callable[P, Coroutine[Any, Any, T]]: ...
+    def __get__(self, obj: Any, owner: type) -> Any:
+        return self._bound(obj, owner)
+
+
+class Pages(_Method, Generic[P, T]):
+    """A paging endpoint as a method: an iterator of its items on `Client`, an async iterator on `AsyncClient`."""
+
+    returns = ("Iterator[{}]", "AsyncIterator[{}]")
+    async_doc = "See `Client.{}`; use with `async for`."
+
+    def __init__(self, spec: Callable[Concatenate[Operations, P], Paging[T]]) -> None:
+        super().__init__(spec)
+
+    def make(self, awaited: bool) -> Callable[..., Any]:
+        spec = self.spec
+
+        def iterate(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return self._iterate(spec(self._ops, *args, **kwargs))
+        return iterate
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> Callable[..., Any]: ...
+    @overload
+    def __get__(self, obj: Client, owner: type) -> Callable[P, Iterator[T]]: ...
+    @overload
+    def __get__(self, obj: AsyncClient, owner: type) -> Callable[P, AsyncIterator[T]]: ...
+    def __get__(self, obj: Any, owner: type) -> Any:
+        return self._bound(obj, owner)
