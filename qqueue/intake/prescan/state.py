@@ -42,10 +42,6 @@ class ScanLimits:
     max_operations: int
 
 
-def shown(cost: int) -> str:
-    return f"over {CAP:.2e}" if cost >= CAP else str(cost)
-
-
 class ScanState(Cursor):
     """The scanner's state and its limit checks; the statements it walks are the subclasses' (`statement`)."""
 
@@ -133,3 +129,8 @@ class ScanState(Cursor):
                 return CAP
             value = int(value)
         return max(value, 0)
+
+
+def shown(cost: int) -> str:
+    """A cost as messages quote it: saturated costs as a bound."""
+    return f"over {CAP:.2e}" if cost >= CAP else str(cost)

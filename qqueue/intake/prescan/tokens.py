@@ -34,6 +34,8 @@ _PRAGMA = re.compile(r"^[ \t]*(?:#pragma\b|@[^\W\d][\w.]*)[^\n]*", re.MULTILINE)
 
 @dataclass(frozen=True, slots=True)
 class Token:
+    """One token: its kind (the pattern's group: num, id, op, …; "eof" past the end), text and offset."""
+
     kind: str
     text: str
     pos: int
