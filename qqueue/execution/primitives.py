@@ -18,6 +18,7 @@ from qqueue.execution import backends
 from qqueue.execution.quantum import load_circuit, simulation_errors, simulator_memory_mb
 from qqueue.execution.registry import kind
 from qqueue.execution.versions import library_versions
+from qqueue.payloads import EstimatePayload, PubPayload, SamplePayload, read
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
@@ -28,37 +29,37 @@ if TYPE_CHECKING:
 # forkserver imports the kind modules, and a worker's slots should be up before its first claim.
 
 
-def bindings(payload: dict[str, Any]) -> BindingsArray:
+def bindings(payload: PubPayload) -> BindingsArray:
     """The payload's parameter values as Qiskit binds them: by name, whatever order the parsed circuit has."""
     from qiskit.primitives.containers.bindings_array import BindingsArray
 
-    names = payload.get("parameters") or []
-    values = np.asarray(payload.get("values", []), dtype=float)
+    names = payload.parameters
+    values = np.asarray(payload.values, dtype=float)
     if not names:
         return BindingsArray(shape=values.shape[:-1] if values.ndim > 1 else ())
     return BindingsArray(data={tuple(names): values})
 
 
-def _prepared(payload: dict[str, Any]) -> tuple[QuantumCircuit, AerSimulator, dict[str, Any], int, float]:
+def _prepared(payload: PubPayload) -> tuple[QuantumCircuit, AerSimulator, dict[str, Any], int, float]:
     """The circuit, the simulator, its run options (the task's memory ceiling, the seed), the seed, parse time."""
     started = time.perf_counter()
-    method = payload.get("method") or "automatic"
-    circuit = load_circuit(payload["circuit"], method)
-    seed = payload.get("seed")
+    method = payload.method or "automatic"
+    circuit = load_circuit(payload.circuit, method)
+    seed = payload.seed
     if seed is None:
         seed = random.randrange(2**31)
     run_options: dict[str, Any] = {"seed_simulator": seed}
-    if (limit := simulator_memory_mb(payload)) is not None:
+    if (limit := simulator_memory_mb(payload.memory_bytes)) is not None:
         run_options["max_memory_mb"] = limit
     return circuit, backends.ideal_simulator(method), run_options, seed, time.perf_counter() - started
 
 
-def _metadata(result_metadata: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+def _metadata(result_metadata: dict[str, Any], payload: PubPayload) -> dict[str, Any]:
     simulator = result_metadata.get("simulator_metadata") or {}
     out = {k: v for k, v in result_metadata.items() if k != "simulator_metadata"}
     out["simulator_metadata"] = {k: simulator[k] for k in ("time_taken", "omp_enabled", "parallel_experiments")
                                  if k in simulator}
-    out["sets"] = payload.get("sets")
+    out["sets"] = payload.sets
     return out
 
 
@@ -68,23 +69,24 @@ def sample(payload: dict[str, Any]) -> dict[str, Any]:
     with option memory), flat in row-major order of the PUB's shape."""
     from qiskit_aer.primitives import SamplerV2
 
-    circuit, simulator, run_options, seed, parse_s = _prepared(payload)
+    task = read(SamplePayload, payload)
+    circuit, simulator, run_options, seed, parse_s = _prepared(task)
     sampler = SamplerV2.from_backend(simulator, seed=seed, options={"run_options": run_options})
     started = time.perf_counter()
-    with simulation_errors(payload):
+    with simulation_errors(task.memory_bytes):
         pub = sampler.run(
-            [(circuit, bindings(payload), payload["shots"])]).result()[0]
+            [(circuit, bindings(task), task.shots)]).result()[0]
     ran = time.perf_counter()
-    size = int(np.prod(payload["shape"], dtype=np.int64))
+    size = int(np.prod(task.shape, dtype=np.int64))
     data: dict[str, Any] = {}
     for name, bits in pub.data.items():
         flat = bits.reshape(size)
         register: dict[str, Any] = {"num_bits": bits.num_bits,
                                     "counts": [flat.get_counts(i) for i in range(size)]}
-        if payload.get("memory"):
+        if task.memory:
             register["samples"] = [flat.get_bitstrings(i) for i in range(size)]
         data[name] = register
-    return {"shape": payload["shape"], "data": data, "metadata": _metadata(dict(pub.metadata), payload),
+    return {"shape": task.shape, "data": data, "metadata": _metadata(dict(pub.metadata), task),
             "seed": seed, "timings": {"parse_s": parse_s, "simulate_s": ran - started,
                                       "convert_s": time.perf_counter() - ran},
             "versions": library_versions()}
@@ -97,14 +99,15 @@ def estimate(payload: dict[str, Any]) -> dict[str, Any]:
     noise of that standard deviation."""
     from qiskit_aer.primitives import EstimatorV2
 
-    circuit, simulator, run_options, seed, parse_s = _prepared(payload)
+    task = read(EstimatePayload, payload)
+    circuit, simulator, run_options, seed, parse_s = _prepared(task)
     estimator = EstimatorV2.from_backend(simulator, options={"run_options": run_options})
     started = time.perf_counter()
-    with simulation_errors(payload):
-        pub = estimator.run([(circuit, payload["observables"], bindings(payload), payload["precision"])]).result()[0]
+    with simulation_errors(task.memory_bytes):
+        pub = estimator.run([(circuit, task.observables, bindings(task), task.precision)]).result()[0]
     evs = np.asarray(pub.data.evs, dtype=float)
     return {"shape": list(evs.shape), "data": {"evs": evs.ravel().tolist(),
                                                 "stds": np.asarray(pub.data.stds, dtype=float).ravel().tolist()},
-            "metadata": _metadata(dict(pub.metadata), payload), "seed": seed,
+            "metadata": _metadata(dict(pub.metadata), task), "seed": seed,
             "timings": {"parse_s": parse_s, "simulate_s": time.perf_counter() - started},
             "versions": library_versions()}

@@ -29,13 +29,14 @@ from qqueue.errors import PermanentFailure
 from qqueue.execution import backends, runnable
 from qqueue.execution.registry import kind
 from qqueue.execution.versions import library_versions
+from qqueue.payloads import ConvertPayload, SimulatePayload, StoredCircuit, TranspilePayload, read
 
 #: Most distinct outcomes a result may carry, times their width: a counts histogram past this is refused
 #: rather than written (PostgreSQL's jsonb holds 255 MB, and every reader would have to load it).
 MAX_RESULT_BYTES = 64 * 1024**2
 
 
-def load_circuit(circuit: dict[str, str], method: str | None = "automatic") -> QuantumCircuit:
+def load_circuit(circuit: StoredCircuit, method: str | None = "automatic") -> QuantumCircuit:
     """Parse the circuit intake normalised (OpenQASM 2 whenever it could, the fastest to parse), with what
     `method` cannot run unrolled (None: as written, for transpile and convert).
 
@@ -44,8 +45,8 @@ def load_circuit(circuit: dict[str, str], method: str | None = "automatic") -> Q
     """
     try:
         if method is None:
-            return _parse(circuit["format"], circuit["source"])
-        return _runnable(circuit["format"], circuit["source"], method)
+            return _parse(circuit.format, circuit.source)
+        return _runnable(circuit.format, circuit.source, method)
     except RecursionError:
         raise PermanentFailure("the stored circuit is nested too deeply to parse", type="InvalidCircuit") from None
     except Exception as exc:  # a payload that does not parse will never parse
@@ -66,25 +67,26 @@ def _runnable(fmt: str, text: str, method: str) -> QuantumCircuit:
 
 
 @contextmanager
-def simulation_errors(payload: dict[str, Any]) -> Iterator[None]:
+def simulation_errors(memory_bytes: int) -> Iterator[None]:
     """Aer's failures as the permanent failures they are: the same payload would meet them again."""
     try:
         yield
     except MemoryError:
         raise PermanentFailure(f"the simulation needed more than its memory ceiling of "
-                               f"{memory_ceiling_bytes(payload) // 2**20} MiB", type="MemoryLimitExceeded") from None
+                               f"{memory_ceiling_bytes(memory_bytes) // 2**20} MiB",
+                               type="MemoryLimitExceeded") from None
     except PermanentFailure:
         raise
     except Exception as exc:  # Aer reports impossible runs (memory, unsupported instructions) as exceptions
         raise PermanentFailure(f"the simulator could not run the circuit: {exc}", type="SimulationError") from None
 
 
-def simulator_memory_mb(payload: dict[str, Any]) -> int | None:
-    """Aer's own memory limit for the task, so that its automatic method choice and its memory check agree
-    with what intake charged; None when intake charged nothing."""
-    if not payload.get("memory_bytes"):
+def simulator_memory_mb(memory_bytes: int) -> int | None:
+    """Aer's own memory limit for a task intake charged `memory_bytes`, so that its automatic method choice and
+    its memory check agree with what intake charged; None when intake charged nothing."""
+    if not memory_bytes:
         return None
-    return max(1, memory_ceiling_bytes(payload) // 2**20)
+    return max(1, memory_ceiling_bytes(memory_bytes) // 2**20)
 
 
 @kind("simulate")
@@ -93,22 +95,23 @@ def simulate(payload: dict[str, Any]) -> dict[str, Any]:
     be repeated), backend, timings and library versions. With parameter values, one run per set (counts become
     a list, in the sweep's row-major order); with outputs, the exact statevector or probabilities."""
     started = time.perf_counter()
-    method = payload.get("method") or "automatic"
-    backend = payload.get("backend")
-    circuit = load_circuit(payload["circuit"], "automatic" if backend or method == "stabilizer" else method)
+    task = read(SimulatePayload, payload)
+    method = task.method or "automatic"
+    backend = task.backend
+    circuit = load_circuit(task.circuit, "automatic" if backend or method == "stabilizer" else method)
     parsed = time.perf_counter()
-    seed = payload.get("seed")
+    seed = task.seed
     if seed is None:
         seed = random.randrange(2**31)
     transpile_s = 0.0
     if backend:
         simulator = backends.noisy_simulator(backend, method)
         circuit = transpile(circuit, backend=backends.device(backend),
-                            optimization_level=payload.get("optimization_level") or 1, seed_transpiler=seed)
+                            optimization_level=task.optimization_level or 1, seed_transpiler=seed)
         transpile_s = time.perf_counter() - parsed
     else:
         simulator = backends.ideal_simulator(method)
-    outputs = payload.get("outputs")
+    outputs = task.outputs or None
     if outputs:
         circuit = circuit.copy()
         if "statevector" in outputs:
@@ -116,34 +119,34 @@ def simulate(payload: dict[str, Any]) -> dict[str, Any]:
         if "probabilities" in outputs:
             circuit.save_probabilities()
     extra: dict[str, Any] = {}
-    if (limit := simulator_memory_mb(payload)) is not None:
+    if (limit := simulator_memory_mb(task.memory_bytes)) is not None:
         extra["max_memory_mb"] = limit
-    if payload.get("parameters"):
-        extra["parameter_binds"] = [_binds(circuit, payload)]
+    if task.parameters:
+        extra["parameter_binds"] = [_binds(circuit, task.parameters, task.values or [])]
     # A sweep of shape [] (one set of values) answers like a circuit without parameters: one result, not a list.
-    sweep = bool(payload.get("shape"))
+    shape = task.shape or None
     ran, ran_cpu = time.perf_counter(), time.process_time()
-    with simulation_errors(payload):
-        result = simulator.run(circuit, shots=payload["shots"] or 1, seed_simulator=seed,
-                               memory=bool(payload.get("memory")), **extra).result()
+    with simulation_errors(task.memory_bytes):
+        result = simulator.run(circuit, shots=task.shots or 1, seed_simulator=seed, memory=task.memory,
+                               **extra).result()
     finished, finished_cpu = time.perf_counter(), time.process_time()
     if not result.success:
         raise PermanentFailure(f"the simulation failed: {result.status}", type="SimulationError")
     runs = range(len(result.results))
-    out: dict[str, Any] = {"shots": payload["shots"], "success": True,
+    out: dict[str, Any] = {"shots": task.shots, "success": True,
                            "method": result.results[0].metadata.get("method", method), "seed": seed,
                            "backend": backend}
     if outputs:
-        out.update(_exact(result, outputs, circuit.num_qubits, sweep))
+        out.update(_exact(result, outputs, circuit.num_qubits, shape is not None))
     else:
         counts = [result.get_counts(i) for i in runs]
         _check_result_size(counts)
-        out["counts"] = counts if sweep else counts[0]
-        if payload.get("memory"):
+        out["counts"] = counts if shape is not None else counts[0]
+        if task.memory:
             memory = [result.get_memory(i) for i in runs]
-            out["memory"] = memory if sweep else memory[0]
-    if sweep:
-        out["shape"] = payload["shape"]
+            out["memory"] = memory if shape is not None else memory[0]
+    if shape is not None:
+        out["shape"] = shape
     out["timings"] = {"parse_s": parsed - started, "transpile_s": transpile_s, "simulate_s": finished - ran,
                      # CPU beside wall time: on a busy machine the two differ, and benchmarks count CPU.
                      "simulate_cpu_s": finished_cpu - ran_cpu}
@@ -151,11 +154,10 @@ def simulate(payload: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _binds(circuit: QuantumCircuit, payload: dict[str, Any]) -> dict[Any, list[float]]:
+def _binds(circuit: QuantumCircuit, parameters: list[str], values: list[list[float]]) -> dict[Any, list[float]]:
     """Aer's parameter_binds for a sweep: each of the circuit's parameters, by name, to its values."""
     by_name = {p.name: p for p in circuit.parameters}
-    values = payload["values"]
-    return {by_name[name]: [row[i] for row in values] for i, name in enumerate(payload["parameters"])}
+    return {by_name[name]: [row[i] for row in values] for i, name in enumerate(parameters)}
 
 
 def _exact(result: Any, outputs: list[str], qubits: int, sweep: bool) -> dict[str, Any]:
@@ -192,27 +194,29 @@ def _check_result_size(counts: list[dict[str, int]]) -> None:
 def transpile_circuit(payload: dict[str, Any]) -> dict[str, Any]:
     """Transpile for a device, or for basis gates and a coupling map, at the asked optimisation level; returns
     OpenQASM 3 text and the circuit's shape before and after."""
-    circuit = load_circuit(payload["circuit"], None)
-    level = payload.get("optimization_level", 1)
+    task = read(TranspilePayload, payload)
+    circuit = load_circuit(task.circuit, None)
+    level = task.optimization_level
     target: dict[str, Any]
     try:
-        if payload.get("backend"):
-            target = {"backend": backends.device(payload["backend"])}
+        if task.backend:
+            target = {"backend": backends.device(task.backend)}
         else:
-            target = {"basis_gates": payload["basis_gates"], "coupling_map": payload.get("coupling_map")}
-        out = transpile(circuit, optimization_level=level, seed_transpiler=payload.get("seed"), **target)
+            target = {"basis_gates": task.basis_gates, "coupling_map": task.coupling_map}
+        out = transpile(circuit, optimization_level=level, seed_transpiler=task.seed, **target)
     except Exception as exc:  # the transpiler explains what it could not map
         raise PermanentFailure(f"the circuit cannot be transpiled for that target: {exc}",
                                type="TranspileError") from None
-    return {"qasm3": qasm3.dumps(out), "optimization_level": level, "backend": payload.get("backend"),
+    return {"qasm3": qasm3.dumps(out), "optimization_level": level, "backend": task.backend,
             "before": _shape(circuit), "after": _shape(out), "versions": library_versions()}
 
 
 @kind("convert")
 def convert(payload: dict[str, Any]) -> dict[str, Any]:
     """OpenQASM 2 ↔ 3, and OpenQASM 3 → QIR (LLVM text, through qbraid-qir)."""
-    circuit = load_circuit(payload["circuit"], None)
-    target = payload["target"]
+    task = read(ConvertPayload, payload)
+    circuit = load_circuit(task.circuit, None)
+    target = task.target
     try:
         if target == "qasm2":
             return {"target": target, "source": qasm2.dumps(circuit)}
@@ -235,10 +239,10 @@ def convert(payload: dict[str, Any]) -> dict[str, Any]:
 MEMORY_HEADROOM_BYTES = 2 * 1024**3
 
 
-def memory_ceiling_bytes(payload: dict[str, Any]) -> int:
-    """Memory a simulation may take beyond what the slot process held before it: what intake charged, with a
-    quarter more for Aer's own buffers, plus a fixed headroom."""
-    return int(payload.get("memory_bytes") or 0) * 5 // 4 + MEMORY_HEADROOM_BYTES
+def memory_ceiling_bytes(memory_bytes: int) -> int:
+    """Memory a simulation may take beyond what the slot process held before it: what intake charged it
+    (`memory_bytes`), with a quarter more for Aer's own buffers, plus a fixed headroom."""
+    return memory_bytes * 5 // 4 + MEMORY_HEADROOM_BYTES
 
 
 def _shape(circuit: QuantumCircuit) -> dict[str, Any]:

@@ -7,32 +7,28 @@
    than its backend or its coupling map.
 4. Instructions Aer cannot run are unrolled (`runnable`), once; the method Aer will use and its memory and time
    are charged (`preflight`).
-5. The payload: the circuit in the form that parses fastest (OpenQASM 2 text whenever the circuit can be written
-   in it: `qasm2.loads` is ~25x faster than the OpenQASM 3 importer), and the kind's fields.
+5. The payload (`stored`): the circuit in the form that parses fastest (OpenQASM 2 text whenever the circuit can
+   be written in it: `qasm2.loads` is ~25x faster than the OpenQASM 3 importer), and the kind's fields, built as
+   the kind's struct of `qqueue.payloads`; a PUB's inputs (`inputs`) are read once, and a large PUB is split.
 
 This runs inside the bounded parser processes of `qqueue.intake.pool`, never on the API's event loop.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-from typing import Any
 
-import msgspec
-from qiskit import ClassicalRegister, QuantumCircuit, qasm2, qasm3
+from qiskit import ClassicalRegister, QuantumCircuit
 from qiskit.circuit import ControlFlowOp
 
 from qqueue.errors import IntakeError
 from qqueue.execution import runnable
 from qqueue.execution.backends import device, resolve_backend
-from qqueue.execution.versions import library_versions
-from qqueue.intake import preflight, prescan, source, sweeps
+from qqueue.intake import preflight, prescan, source, stored, sweeps
+from qqueue.intake.inputs import read as read_inputs
 from qqueue.intake.model import CIRCUIT_KINDS, EXACT_OUTPUTS, PRIMITIVE_KINDS, IntakeLimits, IntakeRequest, PreparedTask
+from qqueue.payloads import EstimatePayload, SamplePayload, to_stored
 
-CONVERT_TARGETS = ("qasm2", "qasm3", "qir")
-
-_canonical = msgspec.json.Encoder(order="sorted")
 #: An estimate's result per element of its shape: a value and its standard deviation, as JSON.
 ESTIMATE_BYTES_PER_ELEMENT = 50
 
@@ -54,7 +50,7 @@ def run(request: IntakeRequest) -> PreparedTask:
     circuit = _registered(source.parse(text, version).circuit, scan)
     bindable = kind in PRIMITIVE_KINDS or (kind == "simulate" and request.parameter_values is not None)
     _check_parsed(circuit, scan, text, bindable=bindable)
-    inputs = _inputs(request, circuit, limits) if bindable else None
+    inputs = read_inputs(request, circuit, limits) if bindable else None
     sweep = inputs.sweep if inputs is not None else None
     runs = sweeps.sets(sweep.shape) if sweep is not None else 1
     outputs = _outputs(request) if kind == "simulate" else None
@@ -91,22 +87,21 @@ def run(request: IntakeRequest) -> PreparedTask:
         _refuse_opaque(circuit, scan)
     timed = kind in ("simulate", *PRIMITIVE_KINDS)
     preflight.check_limits(circuit, cost, limits, timeout_s=request.timeout_s if timed else None)
-    payload = {"circuit": _fastest_form(circuit, kind), **_kind_fields(kind, opts, shots, request)}
-    if sweep is not None:
-        payload.update({k: v for k, v in msgspec.structs.asdict(sweep).items() if v is not None})
-    if outputs is not None:
-        payload["outputs"] = outputs
-    # What the slot's memory ceiling is derived from: the charge of a simulation; for transpile and convert, the
-    # ceiling's fixed headroom alone.
-    payload["memory_bytes"] = cost.memory_bytes
-    parts = _parts(payload, request, inputs, limits) if inputs is not None and kind in PRIMITIVE_KINDS else None
+    # What the slot's memory ceiling is derived from (memory_bytes): the charge of a simulation; for transpile and
+    # convert, the ceiling's fixed headroom alone.
+    built = stored.build(kind, stored.fastest_form(circuit, kind), opts, shots, request, sweep=sweep,
+                         outputs=outputs, memory_bytes=cost.memory_bytes)
+    parts = None
+    if inputs is not None and isinstance(built, (SamplePayload, EstimatePayload)):
+        parts = stored.parts(built, request, inputs, limits)
+    payload = to_stored(built)
     profile = preflight.profile(circuit, opts.method, cost)
     profile["result_bytes"] = result_bytes
     if sweep is not None:
         profile["parameters"] = len(sweep.parameters)
         profile["parameter_sets"] = runs
     shape = sweep.shape if sweep is not None and kind in PRIMITIVE_KINDS else None
-    return PreparedTask(payload=payload, profile=profile, cache_key=cache_key(kind, payload), shape=shape,
+    return PreparedTask(payload=payload, profile=profile, cache_key=stored.cache_key(kind, payload), shape=shape,
                         parts=[PreparedTask(payload=part, profile=profile, cache_key=key, shape=shape)
                                for part, key in parts] if parts else None)
 
@@ -126,67 +121,6 @@ def _check_kind_fields(request: IntakeRequest) -> None:
         wrong.append("parameter_values (kinds simulate, sample, estimate)")
     if wrong:
         raise IntakeError(f"kind {kind!r} does not take {', '.join(wrong)}", code="invalid_request")
-
-
-class _Inputs(msgspec.Struct, kw_only=True, frozen=True):
-    """A PUB's (or a simulate sweep's) inputs, read once: as arrays, and as the worker will receive them."""
-
-    values: Any
-    observables: Any
-    shape: tuple[int, ...]
-    sweep: sweeps.Sweep
-
-    @property
-    def parameter_sets(self) -> int:
-        """Parameter sets the values hold (the PUB's shape may be larger, broadcast against observables)."""
-        return sweeps.sets(list(self.values.shape[:-1]))
-
-
-def _bounds(limits: IntakeLimits) -> sweeps.SweepLimits:
-    return sweeps.SweepLimits(max_sets=limits.max_parameter_sets, max_values=limits.max_parameter_values,
-                              max_terms=limits.max_observable_terms)
-
-
-def _inputs(request: IntakeRequest, circuit: QuantumCircuit, limits: IntakeLimits) -> _Inputs:
-    """The PUB's (or a simulate sweep's) inputs, checked against the circuit."""
-    bounds = _bounds(limits)
-    parameters = [p.name for p in circuit.parameters]
-    values = sweeps.read_values(request.parameter_values, parameters, bounds)
-    observables = None
-    if request.kind == "estimate":
-        observables = sweeps.read_observables(request.observables, circuit.num_qubits, bounds)
-    shape = sweeps.broadcast(values, observables, bounds)
-    if request.kind == "simulate":
-        if not parameters and shape:
-            raise IntakeError("parameter_values were given, but the circuit has no parameters",
-                              code="extra_parameters")
-        # One task runs every set in order: stored flat, with the sweep's shape beside it.
-        n = sweeps.sets(list(shape))
-        flat = values.reshape(n, len(parameters)) if parameters else values.reshape(n, 0)
-        sweep = sweeps.Sweep(parameters=parameters, values=flat.tolist(), shape=list(shape))
-    else:
-        sweep = sweeps.whole(parameters, values, observables, shape)
-    return _Inputs(values=values, observables=observables, shape=shape, sweep=sweep)
-
-
-def _parts(payload: dict[str, Any], request: IntakeRequest, inputs: _Inputs,
-           limits: IntakeLimits) -> list[tuple[dict[str, Any], str | None]] | None:
-    """A PUB with more elements than the chunk size, as contiguous parts (None when it is one task)."""
-    total = sweeps.sets(list(inputs.shape))
-    chunk = request.chunk_size
-    payload["sets"] = [0, total]
-    if not chunk or total <= chunk:
-        return None
-    parts = []
-    for start, stop, sweep in sweeps.split(inputs.sweep.parameters, inputs.values, inputs.observables,
-                                           inputs.shape, chunk, _bounds(limits)):
-        part = {**payload, **{k: v for k, v in msgspec.structs.asdict(sweep).items() if v is not None},
-                "sets": [start, stop]}
-        if payload.get("seed") is not None:
-            # Each part draws its own stream, reproducibly: the same seed and chunking give the same results.
-            part["seed"] = (payload["seed"] + start) % 2**63
-        parts.append((part, cache_key(request.kind, part)))
-    return parts
 
 
 def _outputs(request: IntakeRequest) -> list[str] | None:
@@ -241,14 +175,6 @@ def _exact_circuit(circuit: QuantumCircuit, outputs: list[str], runs: int,
                           code="result_too_large", details={"result_bytes": size,
                                                             "limit_bytes": limits.max_result_bytes})
     return bare, size
-
-
-def cache_key(kind: str, payload: dict[str, Any]) -> str | None:
-    """Content hash of everything a seeded run's result depends on; None when unseeded (those always run) and
-    for kinds that do not simulate (transpile, convert)."""
-    if kind not in ("simulate", *PRIMITIVE_KINDS) or payload.get("seed") is None:
-        return None
-    return hashlib.sha256(_canonical.encode({"kind": kind, "payload": payload, **library_versions()})).hexdigest()
 
 
 def _registered(circuit: QuantumCircuit, scan: prescan.Scan) -> QuantumCircuit:
@@ -359,48 +285,3 @@ def _measured(circuit: QuantumCircuit, *, measure_all: bool) -> QuantumCircuit:
                           '(e.g. "measure q -> c;" in OpenQASM 2, "c = measure q;" in OpenQASM 3) or set the '
                           'option "measure_all": true', code="no_measurement")
     return circuit
-
-
-def _fastest_form(circuit: QuantumCircuit, kind: str) -> dict[str, str]:
-    try:
-        form = {"format": "qasm2", "source": qasm2.dumps(circuit)}
-    except Exception:  # not expressible in OpenQASM 2 (e.g. classical control flow): keep OpenQASM 3
-        form = {"format": "qasm3", "source": qasm3.dumps(circuit)}
-    if kind in ("simulate", *PRIMITIVE_KINDS) and re.search(r"^gate ", form["source"], re.MULTILINE):
-        # Writing the circuit out turned some instructions Aer runs by name into gate definitions (those not in
-        # qelib1.inc or stdgates.inc): make sure the slot, which unrolls what it must, will run what it reads.
-        from qqueue.errors import TaskFailure
-        from qqueue.execution.quantum import load_circuit
-
-        try:
-            load_circuit(form, "automatic")
-        except TaskFailure as exc:
-            raise IntakeError(f"the circuit cannot be stored in a form the simulator runs: {exc.message}",
-                              code="unsupported_instruction") from None
-    return form
-
-
-def _kind_fields(kind: str, opts: preflight.Options, shots: int, request: IntakeRequest) -> dict[str, Any]:
-    if kind == "simulate":
-        return {"shots": shots, "method": opts.method, "seed": opts.seed, "backend": opts.backend,
-                "optimization_level": opts.optimization_level, "memory": opts.memory}
-    if kind == "sample":
-        return {"shots": shots, "method": opts.method, "seed": opts.seed, "memory": opts.memory}
-    if kind == "estimate":
-        precision = 0.0 if request.precision is None else request.precision
-        if isinstance(precision, bool) or not isinstance(precision, (int, float)) or not 0 <= precision <= 1:
-            raise IntakeError("precision must be a number from 0 (exact) to 1", code="invalid_precision")
-        if opts.memory or opts.backend:
-            raise IntakeError("estimate takes neither memory nor backend options", code="invalid_options")
-        return {"precision": float(precision), "method": opts.method, "seed": opts.seed}
-    if kind == "transpile":
-        if opts.backend is None and not opts.basis_gates:
-            raise IntakeError("transpile needs a target: a backend, or basis_gates (and optionally coupling_map)",
-                              code="invalid_options")
-        coupling = [list(edge) for edge in opts.coupling_map] if opts.coupling_map else None
-        return {"backend": opts.backend, "basis_gates": opts.basis_gates, "coupling_map": coupling,
-                "optimization_level": 1 if opts.optimization_level is None else opts.optimization_level,
-                "seed": opts.seed}
-    if opts.target not in CONVERT_TARGETS:
-        raise IntakeError(f"convert needs a target: one of {', '.join(CONVERT_TARGETS)}", code="invalid_options")
-    return {"target": opts.target}

@@ -85,7 +85,7 @@ def _limit_memory(payload: dict[str, Any]) -> int:
         return 0
     from qqueue.execution.quantum import memory_ceiling_bytes
 
-    allowance = memory_ceiling_bytes(payload)
+    allowance = memory_ceiling_bytes(int(payload["memory_bytes"] or 0))
     with open("/proc/self/statm") as statm:
         size = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
     resource.setrlimit(resource.RLIMIT_AS, (size + allowance, resource.RLIM_INFINITY))

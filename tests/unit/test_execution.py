@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 
+import msgspec
+import pytest
 from qiskit import qasm3
 
+from qqueue.errors import PermanentFailure
 from qqueue.execution.quantum import convert, simulate, transpile_circuit
 from qqueue.intake import prepare
 from tests.unit.test_intake import BELL2, BELL3, ghz2, qasm2
@@ -101,3 +104,15 @@ def test_convert_between_openqasm_versions_and_to_qir():
     # Named by content, not by a uuid1 of the host and the time: the same circuit converts the same every time.
     assert convert(prepare(BELL3, kind="convert", options={"target": "qir"}).payload)["source"] == qir
     assert "qqueue_" in qir.splitlines()[0]
+
+
+def test_a_payload_that_does_not_decode_for_its_kind_fails_the_task_permanently():
+    from qqueue.worker.slot import run_one
+
+    ok, body = run_one("simulate", {"circuit": "bell", "shots": 10})
+    assert not ok
+    error = msgspec.json.decode(body)
+    assert error["type"] == "InvalidPayload" and error["retryable"] is False
+    assert "not a valid simulate payload" in error["message"] and "$.circuit" in error["message"]
+    with pytest.raises(PermanentFailure, match="not a valid convert payload"):
+        convert({"circuit": {"format": "qasm2", "source": BELL2}})
