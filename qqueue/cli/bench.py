@@ -12,8 +12,8 @@ from typing import Annotated, Any
 import typer
 
 from qqueue.cli.common import guard, note, parse_age
-from qqueue.cli.connect import Database, connected, exit_on_sigterm, url, with_database
-from qqueue.cli.options import AsJson
+from qqueue.cli.connect import Database, connected, exit_on_sigterm, url
+from qqueue.cli.options import AsJson, with_options
 
 app = typer.Typer(help="Measure qqueue on this machine.", no_args_is_help=True)
 
@@ -22,7 +22,7 @@ Measurement = Callable[[str], dict[str, Any]]
 
 
 @app.command("queue")
-@with_database
+@with_options
 def bench_queue(
     tasks: Annotated[int, typer.Option(min=100, help="No-op tasks to enqueue and drain.")] = 20_000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
@@ -46,7 +46,7 @@ def bench_queue(
 
 
 @app.command("circuits")
-@with_database
+@with_options
 def bench_circuits(
     tasks: Annotated[int, typer.Option(min=10, help="Bell tasks to drain end to end.")] = 3000,
     concurrency: Annotated[int, typer.Option(min=1, help="Slots of the one worker.")] = 2,
@@ -65,7 +65,7 @@ def bench_circuits(
 
 
 @app.command("sweep")
-@with_database
+@with_options
 def bench_sweep(
     sets: Annotated[int, typer.Option(min=10, max=100_000, help="Parameter sets of the one PUB.")] = 1000,
     qubits: Annotated[int, typer.Option(min=2, max=20, help="Qubits of the ansatz.")] = 8,
@@ -88,7 +88,7 @@ def bench_sweep(
 
 
 @app.command("http")
-@with_database
+@with_options
 def bench_http(
     tasks: Annotated[int, typer.Option(min=10, help="Bell circuits to submit and wait for.")] = 2000,
     concurrency: Annotated[int, typer.Option(min=1, help="Client loops submitting at once.")] = 16,
@@ -118,7 +118,7 @@ def bench_http(
 
 
 @app.command("growth")
-@with_database
+@with_options
 def bench_growth(
     minutes: Annotated[float, typer.Option(min=0.5, help="How long to run the steady load.")] = 5.0,
     rate: Annotated[float, typer.Option(min=1, help="No-op tasks enqueued per second.")] = 500.0,

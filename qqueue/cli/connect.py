@@ -1,22 +1,19 @@
 """Where a command's work goes: the database (--database-url, else the embedded PostgreSQL of --data-dir, started
-or attached on the spot) or the HTTP API of --api-url; and `with_database`, which gives a command both database
-options as one `Database` parameter.
+or attached on the spot) or the HTTP API of --api-url; `Database` bundles the two database options.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import typer
 
 from qqueue.cli.common import fail, guard, note, settings
-from qqueue.cli.options import DatabaseUrl, DataDir
+from qqueue.cli.options import DatabaseUrl, DataDir, OptionBundle
 from qqueue.config import Settings
 
 if TYPE_CHECKING:
@@ -24,7 +21,6 @@ if TYPE_CHECKING:
     from qqueue.embedded import Attached
 
 T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -101,11 +97,12 @@ def connected(url: str, fn: Callable[[Any], T]) -> T:
 
 
 @dataclass(frozen=True)
-class Database:
-    """--database-url and --data-dir as a command was given them: where its database is."""
+class Database(OptionBundle):
+    """--database-url and --data-dir as a command was given them: where its database is. A command takes them
+    as one parameter of this type (see `with_options`)."""
 
-    database_url: str | None
-    data_dir: str | None
+    database_url: DatabaseUrl = None
+    data_dir: DataDir = None
 
     def settings(self, **overrides: Any) -> Settings:
         """The settings, with these two options (and `overrides`) over the environment's."""
@@ -118,33 +115,6 @@ class Database:
     def run(self, fn: Callable[[Any], T]) -> T:
         """`fn(conn)` on a fresh connection to the database."""
         return connected(self.url(), fn)
-
-
-_DATABASE_OPTIONS = {"database_url": DatabaseUrl, "data_dir": DataDir}
-
-
-def with_database(command: Callable[..., R]) -> Callable[..., R]:
-    """Give `command` the options --database-url and --data-dir where its parameter typed `Database` stands, and
-    call it with them as that one `Database`. That parameter has no default, so where options with defaults
-    come before it, it follows a `*`; the options take its place in the order typer's help lists them."""
-    signature = inspect.signature(command, eval_str=True)
-    [name] = [p.name for p in signature.parameters.values() if p.annotation is Database]
-    parameters: list[inspect.Parameter] = []
-    for parameter in signature.parameters.values():
-        if parameter.name != name:
-            parameters.append(parameter)
-            continue
-        parameters.extend(inspect.Parameter(option, parameter.kind, default=None, annotation=annotation)
-                          for option, annotation in _DATABASE_OPTIONS.items())
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> R:
-        kwargs[name] = Database(kwargs.pop("database_url"), kwargs.pop("data_dir"))
-        return command(*args, **kwargs)
-
-    # typer reads a command's options from its signature, which this one now states.
-    cast(Any, wrapper).__signature__ = signature.replace(parameters=parameters)
-    return wrapper
 
 
 class _WithSources(Protocol):

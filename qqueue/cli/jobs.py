@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from qqueue.cli.common import check_statuses, parse_id, print_json, wire
 from qqueue.cli.connect import api, still_running, talking
-from qqueue.cli.options import (
-    EXIT_STILL_RUNNING,
-    AsJson,
-    AsJsonArray,
-    JobId,
-    Limit,
-    QueueFilter,
-    StatusFilter,
-    TagFilter,
-    WaitSeconds,
-)
+from qqueue.cli.options import EXIT_STILL_RUNNING, AsJson, AsJsonArray, JobId, JobListing, WaitSeconds, with_options
 
 if TYPE_CHECKING:
     from qqueue.client import Client
@@ -28,15 +18,8 @@ app = typer.Typer(help="Primitive jobs (many PUBs under one id), through the HTT
 
 
 @app.command("ls")
-def jobs_list(
-    ctx: typer.Context,
-    status: StatusFilter = None,
-    queue: QueueFilter = None,
-    kind: Annotated[str | None, typer.Option(help="Only this primitive: sample or estimate.")] = None,
-    tag: TagFilter = None,
-    limit: Limit = 20,
-    as_json: AsJsonArray = False,
-) -> None:
+@with_options
+def jobs_list(ctx: typer.Context, listing: JobListing, as_json: AsJsonArray = False) -> None:
     """List jobs, newest first.
 
     Example: qqueue --api-url http://127.0.0.1:8000 jobs ls --status running
@@ -45,9 +28,10 @@ def jobs_list(
 
     from qqueue.api.schemas import JobStatus
 
-    check_statuses(status, list(get_args(JobStatus)))
+    check_statuses(listing.status, list(get_args(JobStatus)))
     with talking(_jobs_api(ctx, "qqueue jobs ls")) as client:
-        page = client.list_jobs(status=status, queue=queue, kind=kind, tags=tag, limit=limit)
+        page = client.list_jobs(status=listing.status, queue=listing.queue, kind=listing.kind, tags=listing.tag,
+                                limit=listing.limit)
     values = [wire(j) for j in page.items]
     if as_json:
         print_json(values)

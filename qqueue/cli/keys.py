@@ -7,14 +7,14 @@ from typing import Annotated
 import typer
 
 from qqueue.cli.common import fail, print_json
-from qqueue.cli.connect import Database, with_database
-from qqueue.cli.options import AsJsonList
+from qqueue.cli.connect import Database
+from qqueue.cli.options import AsJsonList, with_options
 
 app = typer.Typer(help="API keys and tenants (used by `qqueue serve --auth`).", no_args_is_help=True)
 
 
 @app.command("create")
-@with_database
+@with_options
 def keys_create(
     tenant: Annotated[str, typer.Option(help="Tenant the key acts for (created if new).")],
     label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
@@ -38,7 +38,7 @@ def keys_create(
 
 
 @app.command("revoke")
-@with_database
+@with_options
 def keys_revoke(
     key: Annotated[str, typer.Argument(help="The key's prefix or id (or the key itself).")],
     database: Database,
@@ -56,7 +56,7 @@ def keys_revoke(
 
 
 @app.command("ls")
-@with_database
+@with_options
 def keys_list(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None,
     *,

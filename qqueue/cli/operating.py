@@ -8,11 +8,11 @@ from typing import Annotated, Any
 import typer
 
 from qqueue.cli.common import guard, parse_age, settings
-from qqueue.cli.connect import Database, connected, url, with_database
-from qqueue.cli.options import AsJson, Concurrency, DataDir, LogLevel, Queues
+from qqueue.cli.connect import Database, connected, url
+from qqueue.cli.options import AsJson, Concurrency, DataDir, LogLevel, Queues, with_options
 
 
-@with_database
+@with_options
 def migrate(database: Database) -> None:
     """Apply pending schema migrations (safe to run twice, or from two places at once).
 
@@ -29,7 +29,7 @@ def migrate(database: Database) -> None:
         typer.echo("schema is up to date")
 
 
-@with_database
+@with_options
 def worker(
     concurrency: Concurrency = None,
     queue: Queues = None,
@@ -60,7 +60,7 @@ def worker(
     raise typer.Exit(code)
 
 
-@with_database
+@with_options
 def serve(
     host: Annotated[str, typer.Option(envvar="QQUEUE_HOST", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="QQUEUE_PORT", min=0, max=65535, help="TCP port.")] = 8000,
@@ -100,7 +100,7 @@ def dev(
     raise typer.Exit(guard(lambda: local.run(config, port=port)))
 
 
-@with_database
+@with_options
 def purge(
     older_than: Annotated[str, typer.Option("--older-than", help="Age such as 7d, 12h, 30m or 3600 (seconds).")],
     database: Database,
@@ -116,7 +116,7 @@ def purge(
     typer.echo(f"purged {purged} finished tasks older than {older_than}")
 
 
-@with_database
+@with_options
 def check(database: Database, as_json: AsJson = False) -> None:
     """Prove the queue's invariants on the database: each task ends once, one completion per completed task,
     counts sum to shots, no older attempt overwrote a newer one. Exits 1 when any is broken.

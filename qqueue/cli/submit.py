@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from qqueue.cli.common import as_row, fail, guard, note, print_json, wire
-from qqueue.cli.connect import Database, api, connected, still_running, talking, url, with_database
-from qqueue.cli.options import EXIT_STILL_RUNNING, WaitSeconds
+from qqueue.cli.connect import Database, api, connected, still_running, talking, url
+from qqueue.cli.options import EXIT_STILL_RUNNING, WaitSeconds, with_options
 from qqueue.cli.tasks import task_detail
 from qqueue.config import Settings
 from qqueue.errors import QQueueError
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 Submitted = tuple[str, Any, str | None, Any]
 
 
-@with_database
+@with_options
 def submit(
     ctx: typer.Context,
     files: Annotated[list[str], typer.Argument(help="OpenQASM 2 or 3 files, queued together; - for standard input.")],

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from qqueue.cli.common import as_row, check_statuses, parse_id, print_json, wire
-from qqueue.cli.connect import Database, api, talking, with_database
-from qqueue.cli.options import AsJson, AsJsonArray, Limit, QueueFilter, StatusFilter, TagFilter, TaskId
+from qqueue.cli.connect import Database, api, talking
+from qqueue.cli.options import AsJson, AsJsonArray, TaskId, TaskListing, with_options
 
 if TYPE_CHECKING:
     from qqueue.api.schemas import TaskDetail
@@ -26,7 +26,7 @@ def task_detail(conn: Any, task_id: Any) -> TaskDetail:
     return msgspec.json.decode(msgspec.json.encode(reads.fetch(conn, reads.task_detail(task_id))), type=TaskDetail)
 
 
-@with_database
+@with_options
 def get(ctx: typer.Context, task_id: TaskId, database: Database, as_json: AsJson = False) -> None:
     """Show a task: status, history, error, and its counts as a histogram.
 
@@ -48,18 +48,8 @@ def get(ctx: typer.Context, task_id: TaskId, database: Database, as_json: AsJson
         task_details(task)
 
 
-@with_database
-def list_tasks(
-    ctx: typer.Context,
-    status: StatusFilter = None,
-    queue: QueueFilter = None,
-    kind: Annotated[str | None, typer.Option(help="Only this kind.")] = None,
-    tag: TagFilter = None,
-    limit: Limit = 20,
-    *,
-    database: Database,
-    as_json: AsJsonArray = False,
-) -> None:
+@with_options
+def list_tasks(ctx: typer.Context, listing: TaskListing, database: Database, as_json: AsJsonArray = False) -> None:
     """List tasks, newest first.
 
     Example: qqueue ls --status failed --limit 50
@@ -67,13 +57,15 @@ def list_tasks(
     from qqueue.store import reads
     from qqueue.tasks import TaskStatus
 
-    check_statuses(status, [s.value for s in TaskStatus])
+    check_statuses(listing.status, [s.value for s in TaskStatus])
     client = api(ctx)
     if client is not None:
         with talking(client):
-            page = client.list(status=status, queue=queue, kind=kind, tags=tag, limit=limit)
+            page = client.list(status=listing.status, queue=listing.queue, kind=listing.kind, tags=listing.tag,
+                               limit=listing.limit)
     else:
-        where = reads.ListFilter(statuses=status, queue=queue, kind=kind, tags=tag, limit=limit)
+        where = reads.ListFilter(statuses=listing.status, queue=listing.queue, kind=listing.kind, tags=listing.tag,
+                                 limit=listing.limit)
         page = database.run(lambda conn: reads.fetch(conn, reads.task_page(where)))
     rows, values = [as_row(t) for t in page.items], [wire(t) for t in page.items]
     if as_json:
@@ -84,7 +76,7 @@ def list_tasks(
         table(rows, ["id", "status", "kind", "queue", "attempt", "created_at", "finished_at"])
 
 
-@with_database
+@with_options
 def cancel(ctx: typer.Context, task_id: TaskId, database: Database) -> None:
     """Cancel a task: a pending one at once, a running one as soon as its worker hears of it.
 
@@ -103,7 +95,7 @@ def cancel(ctx: typer.Context, task_id: TaskId, database: Database) -> None:
     typer.echo("cancelled" if outcome == "cancelled" else "cancel requested; its worker will stop it")
 
 
-@with_database
+@with_options
 def stats(database: Database, as_json: AsJson = False) -> None:
     """Show every queue's counts and the live workers.
 
