@@ -1,0 +1,80 @@
+"""`qqueue keys create|revoke|ls`: the API keys and tenants that `qqueue serve --auth` checks, in the database."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from qqueue.cli.common import fail, print_json
+from qqueue.cli.connect import Database
+from qqueue.cli.options import AsJsonList, with_options
+
+app = typer.Typer(help="API keys and tenants (used by `qqueue serve --auth`).", no_args_is_help=True)
+
+
+@app.command("create")
+@with_options
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Tenant the key acts for (created if new).")],
+    label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
+    max_pending: Annotated[int | None, typer.Option(min=0, help="The tenant's most pending tasks.")] = None,
+    rate: Annotated[float | None, typer.Option(help="The tenant's submissions per second.")] = None,
+    *,
+    database: Database,
+) -> None:
+    """Make an API key for a tenant and print it once; only its hash is stored.
+
+    Limits given here apply to the tenant (all its keys); unset ones use QQUEUE_API_TENANT_* defaults.
+    Example: qqueue keys create --tenant acme --label ci --max-pending 5000 --rate 50
+    """
+    from qqueue.store import keys
+
+    made = database.run(lambda conn: keys.create(conn, tenant, label=label, max_pending=max_pending,
+                                                 submit_rate_per_s=rate))
+    typer.echo(made.key)
+    typer.secho(f"key {made.prefix} for tenant {made.tenant}: shown once, store it now "
+                f"(revoke with: qqueue keys revoke {made.prefix})", err=True)
+
+
+@app.command("revoke")
+@with_options
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key's prefix or id (or the key itself).")],
+    database: Database,
+) -> None:
+    """Revoke an API key: requests with it are refused (401) from now on.
+
+    Example: qqueue keys revoke k3x9p2m4q8zt
+    """
+    from qqueue.store import keys
+
+    revoked = database.run(lambda conn: keys.revoke(conn, key))
+    if revoked is None:
+        fail(f"no API key with prefix or id {key!r}")
+    typer.echo(f"revoked key {revoked.prefix} of tenant {revoked.tenant}")
+
+
+@app.command("ls")
+@with_options
+def keys_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None,
+    *,
+    database: Database,
+    as_json: AsJsonList = False,
+) -> None:
+    """List API keys (prefixes, tenants, when made and revoked; never the keys).
+
+    Example: qqueue keys ls --tenant acme
+    """
+    import msgspec
+
+    from qqueue.store import keys
+
+    rows = [msgspec.to_builtins(k) for k in database.run(lambda conn: keys.list_keys(conn, tenant))]
+    if as_json:
+        print_json(rows)
+        return
+    from qqueue.console import table
+
+    table(rows, ["prefix", "tenant", "label", "created_at", "revoked_at"], title="API keys")
