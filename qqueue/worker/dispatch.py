@@ -2,9 +2,8 @@
 
 Sizing follows the work (`Pace`): one task per slot until tasks are known to be short, then batches that take
 about `TARGET_BATCH_S` with a second one queued behind each, and a claim tops the slots up to that once there is
-room for a batch per slot. It also
-decides when a claim is worth trying: after a NOTIFY, a reclaim, a reconnect, a poll interval, or the moment the
-earliest future `run_at` comes due.
+room for a batch per slot. It also decides when a claim is worth trying: after a NOTIFY, a reclaim, a reconnect,
+a poll interval, or the moment the earliest future `run_at` comes due.
 """
 
 from __future__ import annotations
