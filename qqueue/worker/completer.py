@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,11 +29,12 @@ from qqueue.tasks import ClaimedTask
 from qqueue.worker.held import Held, HeldTasks
 from qqueue.worker.protocol import Outcome
 from qqueue.worker.slots import SlotHandle
+from qqueue.worker.writer import OutcomeWriter
 
 if TYPE_CHECKING:
     from qqueue.worker.dispatch import Pace
 
-__all__ = ["OUTCOME_BATCH", "OUTCOME_LINGER_S", "Completer"]
+__all__ = ["OUTCOME_BATCH", "OUTCOME_LINGER_S", "Completer", "Outcomes"]
 
 #: While other tasks of this worker still run, an outcome waits at most this long for others to share its write.
 OUTCOME_LINGER_S = 0.010
@@ -51,38 +54,39 @@ class Completer:
         self._worker_id = worker_id
         self._held = held
         self._pace = pace
-        self._completions: list[q.Completion] = []
-        self._failures: list[q.Failure] = []
-        self._to_cancel: list[tuple[uuid.UUID, int]] = []
-        self._to_release: list[tuple[uuid.UUID, int]] = []
+        self._out = Outcomes()
+        #: Writes batches behind the loop once `start_writer` has given it a session to open.
+        self._writer: OutcomeWriter | None = None
         #: When the oldest outcome waiting to be written was recorded (monotonic), once one is.
         self._oldest: float | None = None
 
     @property
     def unflushed(self) -> bool:
         """Whether any outcome waits to be written."""
-        return bool(self._completions or self._failures or self._to_cancel or self._to_release)
+        return bool(self._out) or (self._writer is not None and self._writer.busy)
 
     def flush_at(self, now: float) -> float | None:
-        """When the buffered outcomes are due to be written (`now` if they are already); None if none wait."""
-        if not self.unflushed:
+        """When the buffered outcomes are due to be written (`now` if they are already); None if none wait, or
+        while the writer has a batch in hand (it wakes the loop when done)."""
+        if not self._out:
             self._oldest = None
+            return None
+        if self._writer is not None and self._writer.busy:
             return None
         if self._oldest is None:
             self._oldest = now
-        waiting = len(self._completions) + len(self._failures) + len(self._to_cancel) + len(self._to_release)
-        if not self._held or waiting >= OUTCOME_BATCH:
+        if not self._held or len(self._out) >= OUTCOME_BATCH:
             return now
         return max(now, self._oldest + OUTCOME_LINGER_S)
 
     def cached(self, task: ClaimedTask) -> None:
         """Record a claimed task the result cache already answered."""
-        self._completions.append(q.Completion(id=task.id, attempt=task.attempt, result=task.cached_result,
+        self._out.completions.append(q.Completion(id=task.id, attempt=task.attempt, result=task.cached_result,
                                               cached_from=task.cached_from))
 
     def cancelled(self, held: Held) -> None:
         """Record a task stopped on a cancel request."""
-        self._to_cancel.append(held.token)
+        self._out.cancels.append(held.token)
 
     def on_done(self, slot: SlotHandle, outcomes: list[Outcome]) -> None:
         """Take the outcomes a slot reported."""
@@ -98,9 +102,9 @@ class Completer:
                         "exec_s": exec_s}
             task = held.task
             if held.cancel:
-                self._to_cancel.append(held.token)
+                self._out.cancels.append(held.token)
             elif outcome.ok:
-                self._completions.append(q.Completion(id=task.id, attempt=task.attempt,
+                self._out.completions.append(q.Completion(id=task.id, attempt=task.attempt,
                                                       result=msgspec.Raw(outcome.body), timings=recorded))
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("task completed", extra={**held.log_extra(), "duration_s": exec_s})
@@ -113,7 +117,7 @@ class Completer:
             slot.answered(seq)
             held = self._held.forget(seq)
             if held is not None and not held.lost:
-                (self._to_cancel if held.cancel else self._to_release).append(held.token)
+                (self._out.cancels if held.cancel else self._out.releases).append(held.token)
 
     def settle_dead_slot(self, slot: SlotHandle) -> bool:
         """Give an outcome to the task a dead slot was running and requeue the ones it never started.
@@ -141,9 +145,9 @@ class Completer:
             if held.lost:
                 continue
             if held.cancel or reason == "cancel":
-                self._to_cancel.append(held.token)
+                self._out.cancels.append(held.token)
             elif reason == "shutdown":
-                self._to_release.append(held.token)
+                self._out.releases.append(held.token)
             elif reason == "timeout":
                 limit = held.timeout_s(self._settings.default_timeout_s)
                 self._fail(held, {"type": "TaskTimeout", "message": f"task ran past its {limit:g} s timeout",
@@ -159,38 +163,93 @@ class Completer:
     def hand_back_ready(self) -> None:
         """Hand back every task still waiting for a slot (the worker is stopping)."""
         for held in self._held.drain_ready():
-            self._to_release.append(held.token)
+            self._out.releases.append(held.token)
 
     def hand_back_all(self) -> None:
         """Hand back every task still held (the grace period is over)."""
         for held in self._held.all():
             self._held.forget(held.seq)
             if not held.lost:
-                self._to_release.append(held.token)
+                self._out.releases.append(held.token)
 
     def _fail(self, held: Held, error: dict[str, Any], timings: dict[str, Any] | None) -> None:
         task = held.task
         retry = None
         if error.get("retryable") and task.attempt < task.max_attempts:
             retry = backoff_s(task.attempt, base_s=self._settings.retry_base_s, cap_s=self._settings.retry_cap_s)
-        self._failures.append(q.Failure(id=task.id, attempt=task.attempt, error=error, retry_delay_s=retry,
+        self._out.failures.append(q.Failure(id=task.id, attempt=task.attempt, error=error, retry_delay_s=retry,
                                         timings=timings))
         log.warning("task failed", extra={**held.log_extra(), "error": error.get("message"),
                                           "duration_s": (timings or {}).get("exec_s")})
 
+    def start_writer(self, connect: Callable[[], psycopg.Connection[Any]], wake: Callable[[], None]) -> None:
+        """Write batches from now on behind the loop, on a session `connect` opens; `wake` rouses the loop."""
+        self._writer = OutcomeWriter(connect, lambda conn, batch: batch.write(conn, self._worker_id), wake)
+
+    def write_behind(self, now: float) -> None:
+        """Take back a batch the writer failed to write (raising its error), or hand it the due outcomes."""
+        writer = self._writer
+        if writer is None:
+            raise RuntimeError("write_behind before start_writer")
+        if (failed := writer.collect()) is not None:
+            batch, exc = failed
+            batch.extend(self._out)
+            self._out = batch
+            raise exc
+        flush_at = self.flush_at(now)
+        if flush_at is not None and flush_at <= now:
+            self._out, batch = Outcomes(), self._out
+            self._oldest = None
+            writer.submit(batch)
+
     def flush(self, conn: psycopg.Connection[Any]) -> None:
-        """Write the buffered outcomes, one statement per kind of outcome."""
-        wid = self._worker_id
-        if self._completions:
-            q.complete_many(conn, worker_id=wid, done=self._completions)
-            self._completions = []
-        if self._failures:
-            q.fail_many(conn, worker_id=wid, failed=self._failures)
-            self._failures = []
-        if self._to_cancel:
-            q.finish_cancelled_many(conn, worker_id=wid, held=self._to_cancel)
-            self._to_cancel = []
-        if self._to_release:
-            q.release_many(conn, worker_id=wid, held=self._to_release, note="worker stopped before running it")
-            self._to_release = []
+        """Write every buffered outcome now on `conn`, after the writer's batch in hand (stopping, shutting down)."""
+        if self._writer is not None:
+            self._writer.wait()
+            if (failed := self._writer.collect()) is not None:
+                batch, _ = failed
+                batch.extend(self._out)
+                self._out = batch
+        self._out.write(conn, self._worker_id)
         self._oldest = None
+
+    def close(self) -> None:
+        """Stop the writer (after its batch in hand) and close its session."""
+        if self._writer is not None:
+            self._writer.close()
+
+
+@dataclass(slots=True)
+class Outcomes:
+    """Outcomes waiting to be written, one list per statement."""
+
+    completions: list[q.Completion] = field(default_factory=list)
+    failures: list[q.Failure] = field(default_factory=list)
+    cancels: list[tuple[uuid.UUID, int]] = field(default_factory=list)
+    releases: list[tuple[uuid.UUID, int]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.completions) + len(self.failures) + len(self.cancels) + len(self.releases)
+
+    def extend(self, later: Outcomes) -> None:
+        """Append outcomes recorded after these."""
+        self.completions += later.completions
+        self.failures += later.failures
+        self.cancels += later.cancels
+        self.releases += later.releases
+
+    def write(self, conn: psycopg.Connection[Any], worker_id: uuid.UUID) -> None:
+        """One fenced statement per kind of outcome; each list is emptied once written, so a failure part way
+        leaves exactly what was not."""
+        if self.completions:
+            q.complete_many(conn, worker_id=worker_id, done=self.completions)
+            self.completions = []
+        if self.failures:
+            q.fail_many(conn, worker_id=worker_id, failed=self.failures)
+            self.failures = []
+        if self.cancels:
+            q.finish_cancelled_many(conn, worker_id=worker_id, held=self.cancels)
+            self.cancels = []
+        if self.releases:
+            q.release_many(conn, worker_id=worker_id, held=self.releases, note="worker stopped before running it")
+            self.releases = []

@@ -1,4 +1,5 @@
-"""The supervisor's two database sessions (queries, LISTEN) and the back-off between attempts to reopen them.
+"""The loop's two database sessions (queries, LISTEN) and the back-off between attempts to reopen them; and the
+third session, which the outcome writer opens and owns.
 
 `Link.current` is a `Connections` with both sessions open, or None while the database is unreachable: the loop
 checks it once per pass and hands the open connection to each service, so no service ever holds a connection
@@ -76,6 +77,10 @@ class Link:
         self.current = opened
         self._retry_s = FIRST_RETRY_S
         return opened
+
+    def open_outcomes(self) -> psycopg.Connection[Any]:
+        """A session for the outcome writer, which owns and closes it. Raises `DatabaseUnavailableError`."""
+        return self._open("qqueue-worker-outcomes")
 
     def _open(self, application_name: str) -> psycopg.Connection[Any]:
         return db.connect(self._url, application_name=application_name,

@@ -6,7 +6,8 @@ signals), starts and stops the worker, and wires together the services that do t
 around the state they share: `held` (the tasks held) and `slots`.
 
 Because it never runs a circuit, a CPU-bound task can never starve lease renewal (a known cause of duplicate runs
-in asyncio queues). It holds two connections (queries, LISTEN) however many slots it runs.
+in asyncio queues). It holds three connections (queries, LISTEN, and the outcome writer's: `writer`) however
+many slots it runs.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class Supervisor:
         self._install_signal_handlers()
         conn = self._connect().query
         migrate.check_current(conn)
+        self.completer.start_writer(self.link.open_outcomes, self._wake)
         self.maintenance.check_autovacuum(conn)
         # Slots first: a worker is listed live once it can take tasks, not while its forkserver still imports
         # the kind modules (seconds), when workers that came up sooner would take every task of a burst.
@@ -104,6 +106,13 @@ class Supervisor:
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signals += 1
+
+    def _wake(self) -> None:
+        """Rouse the loop's wait (from the outcome writer's thread)."""
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # full, so already roused; or closed, so nobody waits
 
     def _connect(self) -> Connections:
         opened = self.link.connect()
@@ -184,9 +193,12 @@ class Supervisor:
 
     def _database_round(self, conn: psycopg.Connection[Any], now: float) -> None:
         """Everything that talks to Postgres in one pass, in the order that keeps latency lowest."""
-        flush_at = self.completer.flush_at(now)
-        if flush_at is not None and (flush_at <= now or self.stopping):
-            self.completer.flush(conn)
+        if self.stopping:
+            # What is left is written here and now, in order, before the worker may exit.
+            if self.completer.unflushed:
+                self.completer.flush(conn)
+        else:
+            self.completer.write_behind(now)
         if now >= self.leases.next_renew:
             self.leases.renew(conn)
         if self.maintenance.run(conn, now):
@@ -294,6 +306,7 @@ class Supervisor:
 
     def close(self) -> None:
         """Release the database connections and the signal wakeup sockets (safe to call twice)."""
+        self.completer.close()
         self.link.close()
         self._wake_r.close()
         self._wake_w.close()
