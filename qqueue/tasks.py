@@ -70,7 +70,8 @@ class ClaimedTask(msgspec.Struct, kw_only=True, frozen=True):
 
     id: uuid.UUID
     kind: str
-    payload: dict[str, Any]
+    #: The payload's JSON text, passed to the slot as read (a worker has no use for its contents).
+    payload: msgspec.Raw
     attempt: int
     max_attempts: int
     timeout_s: float | None

@@ -141,6 +141,8 @@ def claim(
 ) -> list[ClaimedTask]:
     """Take up to `limit` due tasks of `queues`, best first, leased to `worker_id` for `lease_s` seconds."""
     rows = db.run(conn, "task_claim", worker_id=worker_id, queues=list(queues), limit=limit, lease_s=lease_s)
+    for row in rows:
+        row["payload"] = msgspec.Raw(row["payload"])
     return [ClaimedTask(**row) for row in rows]
 
 

@@ -16,7 +16,6 @@ task than the pickled tuples they replaced, which matters on the hot path of a n
 from __future__ import annotations
 
 from multiprocessing.connection import Connection
-from typing import Any
 
 import msgspec
 
@@ -42,7 +41,8 @@ class TaskToRun(msgspec.Struct, array_like=True, gc=False):
     #: The supervisor's dispatch sequence number: the only handle the slot and the supervisor share for it.
     seq: int
     kind: str
-    payload: dict[str, Any]
+    #: The payload's JSON as the claim read it from jsonb: the supervisor never decodes it, the slot does.
+    payload: msgspec.Raw
 
 
 class Batch(msgspec.Struct, array_like=True, gc=False, tag="batch"):

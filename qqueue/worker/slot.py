@@ -40,6 +40,7 @@ STATE_SIZE = 3
 FLUSH_AFTER_S = 0.005
 
 _encode = msgspec.json.Encoder().encode
+_decode_payload = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 def run_one(kind: str, payload: dict[str, Any]) -> tuple[bool, bytes]:
@@ -132,7 +133,7 @@ def _run_batch(conn: Connection, state: Any, tasks: list[TaskToRun]) -> None:
         state[RUNNING_SEQ] = float(task.seq)
         started = time.monotonic()
         state[RUNNING_SINCE] = started
-        ok, body = run_one(task.kind, task.payload)
+        ok, body = run_one(task.kind, _decode_payload(task.payload))
         finished = time.monotonic()
         state[RUNNING_SINCE] = 0.0
         out.append(Outcome(task.seq, ok, body, started_wall, finished - started))

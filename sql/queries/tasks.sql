@@ -81,7 +81,8 @@ WITH lazy_commit AS (
     SELECT id, 'running', attempt, %(worker_id)s FROM claimed
 )
 -- The result cache: a completed task with the same content hash answers for this one.
-SELECT c.id, c.kind, c.payload, c.attempt, c.max_attempts, c.timeout_s, c.correlation_id,
+-- The payload as text: the worker hands it to a slot as it is, without decoding and encoding it again.
+SELECT c.id, c.kind, c.payload::text AS payload, c.attempt, c.max_attempts, c.timeout_s, c.correlation_id,
        hit.id AS cached_from, hit.result AS cached_result
 FROM claimed c
 CROSS JOIN lazy_commit
