@@ -41,6 +41,13 @@ RETIRE_AT_SHARE = 0.5
 Outcome = PreparedTask | IntakeError
 #: A parser process's exit status when it ran out of memory outside a parse's own error handling.
 MEMORY_EXIT = 70
+#: A parser whose address space stays this close to its ceiling this long is stopped as out of memory: at the
+#: ceiling, a parse that catches its MemoryErrors (some parsers' error recovery does) crawls on for as long as
+#: the deadline allows instead of failing.
+CEILING_MARGIN_BYTES = 4 * 1024**2
+CEILING_GRACE_S = 1.0
+#: How often a waiting pool looks at its parser's address space.
+CEILING_CHECK_S = 0.1
 #: What the parser processes' forkserver imports (and warms) once.
 PRELOAD = ("qqueue.intake.warm",)
 
@@ -187,7 +194,12 @@ class ParserPool:
         try:
             while index < len(requests):
                 wait = min(self.deadline_s, max(0.0, budget_end - time.monotonic()))
-                if not parser.conn.poll(wait):
+                answered = self._await_answer(parser, wait)
+                if answered is None:
+                    outcomes[index] = self._memory_refusal(parser.proc.pid)
+                    parser.kill()
+                    return index + 1
+                if not answered:
                     if time.monotonic() >= budget_end and wait < self.deadline_s:
                         parser.kill()
                         return index  # the budget, not this item, ran out: refused by the caller's loop
@@ -213,6 +225,34 @@ class ParserPool:
         return index
 
 
+    @staticmethod
+    def _await_answer(parser: _Parser, wait_s: float) -> bool | None:
+        """Wait up to `wait_s` for the parser's answer: True once it is there, False at the end of the wait, None
+        when the parser has stayed at its memory ceiling for `CEILING_GRACE_S`."""
+        end = time.monotonic() + wait_s
+        pressed_since: float | None = None
+        while True:
+            now = time.monotonic()
+            if parser.conn.poll(max(0.0, min(end - now, CEILING_CHECK_S))):
+                return True
+            now = time.monotonic()
+            if now >= end:
+                return False
+            if parser.at_ceiling():
+                pressed_since = now if pressed_since is None else pressed_since
+                if now - pressed_since >= CEILING_GRACE_S:
+                    return None
+            else:
+                pressed_since = None
+
+    def _memory_refusal(self, pid: int | None, exitcode: int | None = None) -> IntakeError:
+        self.stopped["memory"] += 1
+        log.warning("intake parse stopped at its memory ceiling",
+                    extra={"limit_bytes": self.memory_bytes, "exitcode": exitcode, "pid": pid})
+        return IntakeError("checking the circuit needed more memory than intake allows "
+                           f"({self.memory_bytes // 2**20} MiB) and was stopped; simplify it", code="too_complex",
+                           details={"limit": "memory", "limit_bytes": self.memory_bytes})
+
     def _died(self, parser: _Parser) -> IntakeError:
         """Why a parser process died mid-parse: out of memory (a MemoryError, or a native parser aborting on a
         failed allocation), out of stack, or a crash of its own."""
@@ -220,12 +260,7 @@ class ParserPool:
         code = parser.proc.exitcode
         parser.kill()
         if code in (MEMORY_EXIT, -signal.SIGABRT):
-            self.stopped["memory"] += 1
-            log.warning("intake parse stopped at its memory ceiling",
-                        extra={"limit_bytes": self.memory_bytes, "exitcode": code})
-            return IntakeError("checking the circuit needed more memory than intake allows "
-                               f"({self.memory_bytes // 2**20} MiB) and was stopped; simplify it", code="too_complex",
-                               details={"limit": "memory", "limit_bytes": self.memory_bytes})
+            return self._memory_refusal(parser.proc.pid, code)
         log.error("intake parser process died while checking a circuit", extra={"exitcode": code})
         if code == -signal.SIGSEGV:
             return IntakeError("the parser ran out of stack on this circuit (nesting too deep?); simplify it",
@@ -253,6 +288,19 @@ class _Parser:
 
     def alive(self) -> bool:
         return not self.killed and self.proc.is_alive()
+
+    def at_ceiling(self) -> bool:
+        """Whether its address space is within `CEILING_MARGIN_BYTES` of its limit (read from /proc; False where
+        that cannot be read)."""
+        try:
+            with open(f"/proc/{self.proc.pid}/limits") as limits:
+                line = next(li for li in limits if li.startswith("Max address space"))
+            with open(f"/proc/{self.proc.pid}/statm") as statm:
+                size = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, StopIteration, ValueError):
+            return False
+        limit = line.split()[3]
+        return limit.isdigit() and size >= int(limit) - CEILING_MARGIN_BYTES
 
     def kill(self) -> None:
         self.killed = True
