@@ -285,6 +285,8 @@ class _Parser:
         forkserver.start(self.proc)
         child.close()
         self.killed = False
+        #: Its address-space limit once read from /proc (the process sets it once, at start).
+        self._ceiling: int | None = None
 
     def alive(self) -> bool:
         return not self.killed and self.proc.is_alive()
@@ -293,14 +295,17 @@ class _Parser:
         """Whether its address space is within `CEILING_MARGIN_BYTES` of its limit (read from /proc; False where
         that cannot be read)."""
         try:
-            with open(f"/proc/{self.proc.pid}/limits") as limits:
-                line = next(li for li in limits if li.startswith("Max address space"))
+            if self._ceiling is None:
+                with open(f"/proc/{self.proc.pid}/limits") as limits:
+                    soft = next(li for li in limits if li.startswith("Max address space")).split()[3]
+                if not soft.isdigit():
+                    return False  # not set yet (or not at all): read again next time
+                self._ceiling = int(soft)
             with open(f"/proc/{self.proc.pid}/statm") as statm:
                 size = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
         except (OSError, StopIteration, ValueError):
             return False
-        limit = line.split()[3]
-        return limit.isdigit() and size >= int(limit) - CEILING_MARGIN_BYTES
+        return size >= self._ceiling - CEILING_MARGIN_BYTES
 
     def kill(self) -> None:
         self.killed = True

@@ -23,6 +23,7 @@ import msgspec
 import psycopg
 
 from qqueue.config import Settings
+from qqueue.errors import DatabaseUnavailableError
 from qqueue.retry import backoff_s
 from qqueue.store import queue as q
 from qqueue.tasks import ClaimedTask
@@ -191,10 +192,7 @@ class Completer:
         writer = self._writer
         if writer is None:
             raise RuntimeError("write_behind before start_writer")
-        if (failed := writer.collect()) is not None:
-            batch, exc = failed
-            batch.extend(self._out)
-            self._out = batch
+        if (exc := self._take_back()) is not None:
             raise exc
         flush_at = self.flush_at(now)
         if flush_at is not None and flush_at <= now:
@@ -206,12 +204,20 @@ class Completer:
         """Write every buffered outcome now on `conn`, after the writer's batch in hand (stopping, shutting down)."""
         if self._writer is not None:
             self._writer.wait()
-            if (failed := self._writer.collect()) is not None:
-                batch, _ = failed
-                batch.extend(self._out)
-                self._out = batch
+            exc = self._take_back()
+            if exc is not None and not isinstance(exc, DatabaseUnavailableError):
+                raise exc  # a bug, not a lost database: writing again here would hide it
         self._out.write(conn, self._worker_id)
         self._oldest = None
+
+    def _take_back(self) -> Exception | None:
+        """Put a batch the writer failed to write back in front of what was recorded since; why it failed."""
+        if self._writer is None or (failed := self._writer.collect()) is None:
+            return None
+        batch, exc = failed
+        batch.extend(self._out)
+        self._out = batch
+        return exc
 
     def close(self) -> None:
         """Stop the writer (after its batch in hand) and close its session."""
