@@ -7,9 +7,10 @@ from typing import Any
 
 import psycopg
 from litestar import Controller, Request, Response, get
+from litestar.exceptions import NotAuthorizedException
 from litestar.openapi.datastructures import ResponseSpec
 
-from qqueue.api.auth import EXCLUDE_FROM_AUTH, tenant_of
+from qqueue.api.auth import EXCLUDE_FROM_AUTH, authenticate, principal_of, visible_tenant
 from qqueue.api.errors import documented
 from qqueue.api.params import Api
 from qqueue.api.schemas import Health, QueueStats, WorkerInfo
@@ -29,12 +30,12 @@ class OperationsController(Controller):
 
     @get("/health", summary="Is the API able to serve?", cache=False, opt={EXCLUDE_FROM_AUTH: True},
          security=[{}], responses=_UNHEALTHY)
-    async def health(self, api: Api) -> Response[Health]:
+    async def health(self, request: Request[Any, Any, Any], api: Api) -> Response[Health]:
         """200 when the database answers and its schema is current; 503 otherwise, answered within a few
         seconds even while the database is down. Recovers by itself when the database returns. With API keys
-        on it says only up or down: no figures about queues or workers reach a caller without a key."""
+        on, a caller without a valid key is told only up or down: no figures about queues or workers reach it."""
         expected = api.expected_schema_version
-        figures = not api.settings.api_auth
+        figures = not api.settings.api_auth or await _has_valid_key(request)
         now = datetime.now(UTC)
         try:
             figures_row = await api.read(reads.health(), timeout=api.settings.api_health_timeout_s)
@@ -67,13 +68,24 @@ class OperationsController(Controller):
     async def queues(self, request: Request[Any, Any, Any], api: Api) -> list[QueueStats]:
         """From the qqueue.queue_stats view: pending, due, running, finished counts and the oldest due age.
         With API keys on, counted over the caller's own tasks only."""
-        return await api.read(reads.queue_stats(tenant_of(request.scope)))
+        return await api.read(reads.queue_stats(visible_tenant(request.scope)))
 
     @get("/workers", summary="Live workers", cache=False, responses=documented("401", "503"))
     async def workers(self, request: Request[Any, Any, Any], api: Api) -> list[WorkerInfo]:
         """From the qqueue.live_workers view: workers that heartbeat within the last minute. Where they run
         (host name, process id) is the operator's to know: a tenant's key sees every other field."""
-        return await api.read(reads.live_workers(show_hosts=tenant_of(request.scope) is None))
+        return await api.read(reads.live_workers(show_hosts=principal_of(request.scope).operator))
+
+
+async def _has_valid_key(request: Request[Any, Any, Any]) -> bool:
+    """Whether the request carries a valid key; with the database down there is no telling, and so no figures."""
+    if "authorization" not in request.headers:
+        return False
+    try:
+        await authenticate(request)
+    except (NotAuthorizedException, DatabaseUnavailableError, psycopg.Error):
+        return False
+    return True
 
 
 def _unhealthy(health: Health) -> Response[Any]:

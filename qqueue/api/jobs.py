@@ -21,7 +21,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from qqueue import jobs
 from qqueue.api import correlation, limits, submit
-from qqueue.api.auth import tenant_of
+from qqueue.api.auth import tenant_of, visible_tenant
 from qqueue.api.context import ApiContext
 from qqueue.api.errors import documented
 from qqueue.api.params import (
@@ -183,7 +183,7 @@ class JobController(Controller):
         ] = True,
     ) -> JobDetail:
         """The job now, or with `wait`, the moment it ends (or when `wait` runs out)."""
-        tenant = tenant_of(request.scope)
+        tenant = visible_tenant(request.scope)
         deadline = time.monotonic() + (wait or 0)
         while True:
             detail = await _detail(api, job_id, tenant, results=results)
@@ -210,7 +210,7 @@ class JobController(Controller):
     ) -> JobPage:
         """Jobs matching every filter given, newest first, `limit` per page (keyset pagination)."""
         return await api.read(reads.job_page(reads.ListFilter(
-            tenant=tenant_of(request.scope), statuses=status, queue=queue, kind=kind, tags=tags,
+            tenant=visible_tenant(request.scope), statuses=status, queue=queue, kind=kind, tags=tags,
             created_after=created_after, created_before=created_before, limit=limit, cursor=cursor)))
 
     @post("/{job_id:str}/cancel", status_code=200, summary="Cancel every unfinished task of a job",
@@ -221,7 +221,7 @@ class JobController(Controller):
         """Pending tasks are cancelled at once, running ones asked to stop; finished ones keep their results.
         Cancelling a finished job changes nothing (and says so)."""
         async with api.connection() as conn:
-            row = await db.run_async(conn, "job_cancel", id=job_id, tenant=tenant_of(request.scope))
+            row = await db.run_async(conn, "job_cancel", id=job_id, tenant=visible_tenant(request.scope))
         if not row["found"]:
             raise JobNotFoundError(job_id)
         log.info("job cancel: %d cancelled, %d asked to stop", row["cancelled"], row["cancel_requested"],

@@ -1,4 +1,4 @@
-"""Task endpoints: submit (one or a batch), read (with long-poll), list, cancel.
+"""Task endpoints: submit (one or a batch), read (with long-poll), list, cancel, retry (one or many).
 
 The submit path is kept lean for throughput: intake runs in the parser processes (the event loop only awaits
 their answer) and the task is queued with one INSERT, whose trigger writes the history and wakes the workers.
@@ -17,7 +17,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from qqueue.api import correlation, limits, submit
-from qqueue.api.auth import tenant_of
+from qqueue.api.auth import principal_of, tenant_of, visible_tenant
 from qqueue.api.context import ApiContext
 from qqueue.api.errors import documented, worded
 from qqueue.api.params import (
@@ -34,8 +34,12 @@ from qqueue.api.schemas import (
     BatchAnswer,
     BatchItem,
     BatchSubmission,
+    BulkRetryAnswer,
+    BulkRetryRequest,
     CancelAnswer,
     ErrorDetail,
+    RetryAnswer,
+    RetryRequest,
     SubmitAnswer,
     Tag,
     TaskDetail,
@@ -45,7 +49,8 @@ from qqueue.api.schemas import (
 )
 from qqueue.errors import IntakeError
 from qqueue.store import reads
-from qqueue.store.queue import Submitted, cancel_async, enqueue_many_async
+from qqueue.store.queue import Submitted, cancel_async, enqueue_many_async, retry_many_async
+from qqueue.store.retries import RetryFilter, bulk_answer
 from qqueue.tasks import TERMINAL_STATUSES, TaskSpec, TaskStatus
 
 log = logging.getLogger("qqueue.api")
@@ -117,7 +122,7 @@ class TaskController(Controller):
         ] = None,
     ) -> TaskDetail:
         """The task now, or with `wait`, the moment it ends (or when `wait` runs out, whichever is first)."""
-        tenant = tenant_of(request.scope)
+        tenant = visible_tenant(request.scope)
         if not wait:
             return await _detail(api, task_id, tenant)
         # Watch before reading: an end between the read and the wait would otherwise be missed.
@@ -141,7 +146,7 @@ class TaskController(Controller):
     ) -> TaskPage:
         """Tasks matching every filter given, newest first, `limit` per page (keyset pagination)."""
         return await api.read(reads.task_page(reads.ListFilter(
-            tenant=tenant_of(request.scope), statuses=[s.value for s in status] if status else None, queue=queue,
+            tenant=visible_tenant(request.scope), statuses=[s.value for s in status] if status else None, queue=queue,
             kind=kind, tags=tags, created_after=created_after, created_before=created_before, limit=limit,
             cursor=cursor)))
 
@@ -155,13 +160,61 @@ class TaskController(Controller):
         'cancelled' shortly. A finished task cannot be cancelled (409)."""
         cid = correlation.from_scope(request.scope)
         async with api.connection() as conn:
-            outcome = await cancel_async(conn, task_id, tenant=tenant_of(request.scope))
+            outcome = await cancel_async(conn, task_id, tenant=visible_tenant(request.scope))
         log.info("task %s", outcome.replace("_", " "), extra=_log_extra(task_id, cid))
         if outcome == "cancelled":
             return Response(CancelAnswer(task_id=task_id, status="cancelled", message="Task cancelled."))
         answer = CancelAnswer(task_id=task_id, status="cancel_requested",
                               message="Cancellation requested; the running task will stop shortly.")
         return Response(answer, status_code=202)
+
+
+    @post("/{task_id:str}/retry", status_code=200, summary="Retry a failed or cancelled task",
+          responses=documented("400", "401", "404", "409", "503"))
+    async def retry_task(
+        self, request: Request[Any, Any, Any], task_id: FromPath[uuid.UUID], api: Api,
+        data: JSONBody[RetryRequest] | None = None,
+    ) -> RetryAnswer:
+        """Send a failed or cancelled task back to 'pending', due now, its error cleared, with as many attempts
+        again as it was submitted with (its attempt counter keeps counting). Its history keeps every row and
+        gains one saying who retried it, and why (`reason`). A task in any other state: 409. A task of a job
+        re-opens the job, which then finishes again with its tasks."""
+        cid = correlation.from_scope(request.scope)
+        note = _retry_note(request, data.reason if data else None)
+        async with api.connection() as conn:
+            result = await retry_many_async(conn, RetryFilter(ids=[task_id]), note=note,
+                                            tenant=visible_tenant(request.scope))
+        previous = result.outcome_of(task_id)
+        log.info("task retried (was %s)", previous, extra=_log_extra(task_id, cid))
+        return RetryAnswer(task_id=task_id, status="pending", previous_status=previous,  # type: ignore[arg-type]
+                           message=f"Task queued again (it was {previous}).")
+
+    @post("/retry", status_code=200, summary="Retry the failed or cancelled tasks matching the listing's filters",
+          responses=documented("400", "401", "503"))
+    async def retry_tasks(
+        self, request: Request[Any, Any, Any], data: JSONBody[BulkRetryRequest], api: Api
+    ) -> BulkRetryAnswer:
+        """Retry, as POST /tasks/{task_id}/retry does, the caller's tasks matching every filter given, oldest
+        first, at most `limit` (1,000 at most) per request: while `more` is true, send it again. With `dry_run`
+        nothing changes and the answer says what would be retried."""
+        cid = correlation.from_scope(request.scope)
+        where = RetryFilter(statuses=data.status, queue=data.queue, kind=data.kind, tags=data.tags or None,
+                            created_after=data.created_after, created_before=data.created_before)
+        async with api.connection() as conn:
+            result = await retry_many_async(conn, where, note=_retry_note(request, data.reason),
+                                            tenant=visible_tenant(request.scope), dry_run=data.dry_run,
+                                            limit=data.limit)
+        answer = bulk_answer(result, data.limit)
+        if not data.dry_run:
+            log.info("bulk retry: %d tasks queued again", answer.retried,
+                     extra={"correlation_id": cid, "count": answer.retried})
+        return answer
+
+
+def _retry_note(request: Request[Any, Any, Any], reason: str | None) -> str:
+    """The history note of a retry: who asked, through which key, and why."""
+    note = f"retried by {principal_of(request.scope).describe()}"
+    return f"{note}: {reason}" if reason else note
 
 
 class BatchController(Controller):

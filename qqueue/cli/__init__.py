@@ -42,6 +42,7 @@ app.command()(submit.submit)
 app.command()(tasks.get)
 app.command("ls")(tasks.list_tasks)
 app.command()(tasks.cancel)
+app.command()(tasks.retry)
 app.command()(tasks.stats)
 
 

@@ -16,24 +16,33 @@ app = typer.Typer(help="API keys and tenants (used by `qqueue serve --auth`).", 
 @app.command("create")
 @with_options
 def keys_create(
-    tenant: Annotated[str, typer.Option(help="Tenant the key acts for (created if new).")],
+    tenant: Annotated[str | None, typer.Option(
+        help="Tenant the key acts for (created if new); an operator key may have none.")] = None,
+    role: Annotated[str, typer.Option(
+        help="tenant: sees only its tenant's tasks and jobs; operator: sees every tenant's, and the workers' "
+             "hosts.")] = "tenant",
     label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
     max_pending: Annotated[int | None, typer.Option(min=0, help="The tenant's most pending tasks.")] = None,
     rate: Annotated[float | None, typer.Option(help="The tenant's submissions per second.")] = None,
     *,
     database: Database,
 ) -> None:
-    """Make an API key for a tenant and print it once; only its hash is stored.
+    """Make an API key for a tenant (or an operator) and print it once; only its hash is stored.
 
-    Limits given here apply to the tenant (all its keys); unset ones use QQUEUE_API_TENANT_* defaults.
-    Example: qqueue keys create --tenant acme --label ci --max-pending 5000 --rate 50
+    Limits given here apply to the tenant (all its keys); unset ones use QQUEUE_API_TENANT_* defaults. What an
+    operator key submits belongs to its tenant, or to no tenant when it has none.
+    Examples: qqueue keys create --tenant acme --label ci --max-pending 5000 --rate 50;
+    qqueue keys create --role operator --label oncall
     """
     from qqueue.store import keys
 
-    made = database.run(lambda conn: keys.create(conn, tenant, label=label, max_pending=max_pending,
-                                                 submit_rate_per_s=rate))
+    if role not in keys.ROLES:
+        fail(f"--role is one of {', '.join(keys.ROLES)}, not {role!r}")
+    made = database.run(lambda conn: keys.create(conn, tenant, role=role, label=label,
+                                                 max_pending=max_pending, submit_rate_per_s=rate))
     typer.echo(made.key)
-    typer.secho(f"key {made.prefix} for tenant {made.tenant}: shown once, store it now "
+    owner = f"tenant {made.tenant}" if made.tenant else "no tenant"
+    typer.secho(f"{made.role} key {made.prefix} for {owner}: shown once, store it now "
                 f"(revoke with: qqueue keys revoke {made.prefix})", err=True)
 
 
@@ -52,7 +61,8 @@ def keys_revoke(
     revoked = database.run(lambda conn: keys.revoke(conn, key))
     if revoked is None:
         fail(f"no API key with prefix or id {key!r}")
-    typer.echo(f"revoked key {revoked.prefix} of tenant {revoked.tenant}")
+    typer.echo(f"revoked {revoked.role} key {revoked.prefix}"
+               + (f" of tenant {revoked.tenant}" if revoked.tenant else ""))
 
 
 @app.command("ls")
@@ -63,7 +73,7 @@ def keys_list(
     database: Database,
     as_json: AsJsonList = False,
 ) -> None:
-    """List API keys (prefixes, tenants, when made and revoked; never the keys).
+    """List API keys (prefixes, tenants, roles, when made and revoked; never the keys).
 
     Example: qqueue keys ls --tenant acme
     """
@@ -77,4 +87,4 @@ def keys_list(
         return
     from qqueue.console import table
 
-    table(rows, ["prefix", "tenant", "label", "created_at", "revoked_at"], title="API keys")
+    table(rows, ["prefix", "tenant", "role", "label", "created_at", "revoked_at"], title="API keys")

@@ -102,13 +102,19 @@ def with_options(command: Callable[..., R]) -> Callable[..., R]:
 
 
 @dataclasses.dataclass(frozen=True)
-class TaskListing(OptionBundle):
-    """What `ls` shows: --status, --queue, --kind, --tag and --limit."""
+class TaskFilters(OptionBundle):
+    """Which tasks: --status, --queue, --kind and --tag (what `ls` and `retry` select by)."""
 
     status: StatusFilter = None
     queue: QueueFilter = None
     kind: Annotated[str | None, typer.Option(help="Only this kind.")] = None
     tag: TagFilter = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskListing(TaskFilters):
+    """What `ls` shows: the filters and --limit."""
+
     limit: Limit = 20
 
 

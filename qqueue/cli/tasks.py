@@ -1,15 +1,16 @@
-"""The commands that look at tasks and queues, on the database or through --api-url: `get`, `ls`, `cancel` and
-`stats`. Both ways print the API's shapes."""
+"""The commands that look at tasks and queues, on the database or through --api-url: `get`, `ls`, `cancel`,
+`retry` and `stats`. Both ways print the API's shapes."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import getpass
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from qqueue.cli.common import as_row, check_statuses, parse_id, print_json, wire
+from qqueue.cli.common import as_row, check_statuses, fail, parse_id, print_json, wire
 from qqueue.cli.connect import Database, api, talking
-from qqueue.cli.options import AsJson, AsJsonArray, TaskId, TaskListing, with_options
+from qqueue.cli.options import AsJson, AsJsonArray, TaskFilters, TaskId, TaskListing, with_options
 
 if TYPE_CHECKING:
     from qqueue.api.schemas import TaskDetail
@@ -93,6 +94,113 @@ def cancel(ctx: typer.Context, task_id: TaskId, database: Database) -> None:
     else:
         outcome = database.run(lambda conn: q.cancel(conn, tid))
     typer.echo("cancelled" if outcome == "cancelled" else "cancel requested; its worker will stop it")
+
+
+@with_options
+def retry(
+    ctx: typer.Context,
+    task_ids: Annotated[list[str] | None, typer.Argument(help="Tasks to retry; or select them with the filters.",
+                                                         show_default=False)] = None,
+    *,
+    filters: TaskFilters,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count and list what would be retried; change nothing."
+                                          )] = False,
+    reason: Annotated[str | None, typer.Option(help="Why, kept in each task's history.")] = None,
+    database: Database,
+    as_json: AsJson = False,
+) -> None:
+    """Send failed or cancelled tasks back to pending, with as many attempts again as they were submitted with.
+
+    By id, or every task matching the filters (--status failed by default; failed or cancelled only), oldest
+    first, at most 1,000 per run: run it again while it says more match.
+    Examples: qqueue retry 01a2f3c4-0000-7000-8000-000000000000; qqueue retry --status failed --tag nightly --dry-run
+    """
+    selecting = any(v is not None for v in (filters.status, filters.queue, filters.kind, filters.tag))
+    if task_ids and selecting:
+        fail("give task ids or filters (--status, --queue, --kind, --tag), not both")
+    if task_ids:
+        if dry_run:
+            fail("--dry-run is for filters; a retry by id changes only the tasks named")
+        _retry_ids(ctx, [parse_id(t) for t in task_ids], reason, database, as_json)
+    elif selecting:
+        _retry_matching(ctx, filters, dry_run, reason, database, as_json)
+    else:
+        fail("give the ids of the tasks to retry, or select them with --status, --queue, --kind or --tag")
+
+
+def _retry_ids(ctx: typer.Context, ids: list[Any], reason: str | None, database: Database, as_json: bool) -> None:
+    """Retry these tasks, each told apart: retried (from which status) or why not; exit 1 if any was not."""
+    from qqueue.errors import QQueueError
+    from qqueue.store import queue as q
+    from qqueue.store.retries import RetryFilter
+
+    outcomes: dict[Any, str | QQueueError] = {}
+    client = api(ctx)
+    if client is not None:
+        from qqueue.client import ApiError
+
+        with talking(client):
+            for tid in ids:
+                try:
+                    outcomes[tid] = client.retry(tid, reason=reason).previous_status
+                except ApiError as exc:
+                    outcomes[tid] = QQueueError(exc.message)
+    else:
+        result = database.run(lambda conn: q.retry_many(conn, RetryFilter(ids=ids), note=_local_note(reason)))
+        for tid in ids:
+            try:
+                outcomes[tid] = result.outcome_of(tid)
+            except QQueueError as exc:
+                outcomes[tid] = exc
+    if as_json:
+        print_json({str(t): o if isinstance(o, str) else {"error": o.message} for t, o in outcomes.items()})
+    for tid, outcome in outcomes.items():
+        if isinstance(outcome, str):
+            if not as_json:
+                typer.echo(f"{tid}: queued again (it was {outcome})")
+        else:
+            typer.secho(f"error: {tid}: {outcome.message}", err=True, fg=typer.colors.RED)
+    if any(not isinstance(o, str) for o in outcomes.values()):
+        raise typer.Exit(1)
+
+
+def _retry_matching(
+    ctx: typer.Context, filters: TaskFilters, dry_run: bool, reason: str | None, database: Database, as_json: bool
+) -> None:
+    """One bounded batch of the tasks matching `filters`, retried (or counted, with `dry_run`)."""
+    from qqueue.api.schemas import MAX_RETRY_BATCH, BulkRetryAnswer
+    from qqueue.store import queue as q
+    from qqueue.store.retries import RetryFilter, bulk_answer
+
+    statuses = filters.status or ["failed"]
+    if wrong := [s for s in statuses if s not in ("failed", "cancelled")]:
+        fail(f"only failed or cancelled tasks can be retried, not {', '.join(map(repr, wrong))}")
+    answer: BulkRetryAnswer
+    client = api(ctx)
+    if client is not None:
+        with talking(client):
+            answer = client.retry_many(status=statuses, queue=filters.queue, kind=filters.kind, tags=filters.tag,
+                                       dry_run=dry_run, reason=reason)
+    else:
+        where = RetryFilter(statuses=statuses, queue=filters.queue, kind=filters.kind, tags=filters.tag)
+        answer = bulk_answer(database.run(lambda conn: q.retry_many(
+            conn, where, note=_local_note(reason), dry_run=dry_run, limit=MAX_RETRY_BATCH)), MAX_RETRY_BATCH)
+    if as_json:
+        print_json(wire(answer))
+        return
+    typer.echo(answer.message)
+    for tid in answer.task_ids:
+        typer.echo(str(tid))
+
+
+def _local_note(reason: str | None) -> str:
+    """The history note of a retry made on the database itself: who ran the command, and why."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (containers)
+        user = "an unnamed user"
+    note = f"retried with `qqueue retry` by {user}"
+    return f"{note}: {reason}" if reason else note
 
 
 @with_options

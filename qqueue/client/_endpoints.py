@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar,
 from qqueue.api.schemas import (
     BackendInfo,
     BatchAnswer,
+    BulkRetryAnswer,
     CancelAnswer,
     Health,
     JobCancelAnswer,
@@ -27,6 +28,7 @@ from qqueue.api.schemas import (
     JobSubmission,
     JobSubmitAnswer,
     JobSummary,
+    RetryAnswer,
     SimulationOptions,
     SubmitAnswer,
     TaskDetail,
@@ -34,7 +36,17 @@ from qqueue.api.schemas import (
     TaskSubmission,
     TaskSummary,
 )
-from qqueue.client._protocol import RETRY_STATUSES, Call, Exchange, Operations, Paging, Params, query, segment
+from qqueue.client._protocol import (
+    RETRY_STATUSES,
+    Call,
+    Exchange,
+    Operations,
+    Paging,
+    Params,
+    encode,
+    query,
+    segment,
+)
 
 if TYPE_CHECKING:
     from qqueue.client.client import AsyncClient, Client
@@ -118,6 +130,40 @@ def cancel(ops: Operations, /, task_id: TaskId) -> Exchange[CancelAnswer]:
     """Cancel a task (POST /tasks/{id}/cancel): status "cancelled" when it was pending, "cancel_requested"
     when it runs (its worker stops it). A finished task raises `ApiError` 409."""
     return ops.exchange(Call("POST", f"/tasks/{segment(task_id)}/cancel", CancelAnswer, ok=frozenset({200, 202})))
+
+
+def retry(ops: Operations, /, task_id: TaskId, *, reason: str | None = None) -> Exchange[RetryAnswer]:
+    """Send a failed or cancelled task back to 'pending' (POST /tasks/{id}/retry) with as many attempts again
+    as it was submitted with; `reason` goes into its history. Any other state raises `ApiError` 409."""
+    return ops.exchange(Call("POST", f"/tasks/{segment(task_id)}/retry", RetryAnswer,
+                             body=encode({"reason": reason} if reason else {}),
+                             headers={"Content-Type": "application/json"}))
+
+
+def retry_many(
+    ops: Operations,
+    /,
+    *,
+    status: Statuses = "failed",
+    queue: str | None = None,
+    kind: str | None = None,
+    tags: Sequence[str] | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    dry_run: bool = False,
+    limit: int = 1000,
+    reason: str | None = None,
+) -> Exchange[BulkRetryAnswer]:
+    """Retry the failed (or cancelled: `status`) tasks matching the filters of `list` (POST /tasks/retry),
+    oldest first, at most `limit` (at most 1,000) per call; call again while the answer's `more` is true.
+    `dry_run` changes nothing and answers what would be retried."""
+    fields: dict[str, Any] = {
+        "status": [status] if isinstance(status, str) else status, "queue": queue, "kind": kind,
+        "tags": builtins.list(tags) if tags else None, "created_after": created_after,
+        "created_before": created_before, "dry_run": dry_run, "limit": limit, "reason": reason}
+    body = {name: value for name, value in fields.items() if value is not None}
+    return ops.exchange(Call("POST", "/tasks/retry", BulkRetryAnswer, body=encode(body),
+                             headers={"Content-Type": "application/json"}))
 
 
 # --- listings: GET /tasks and GET /jobs take the same filters -------------------------------------------------

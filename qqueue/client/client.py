@@ -43,6 +43,8 @@ class _Base:
     list = Endpoint(endpoints.list_tasks)
     iter_tasks = Pages(endpoints.iter_tasks)
     cancel = Endpoint(endpoints.cancel)
+    retry = Endpoint(endpoints.retry)
+    retry_many = Endpoint(endpoints.retry_many)
     submit_job = Endpoint(endpoints.submit_job)
     get_job = Endpoint(endpoints.get_job)
     wait_job = Endpoint(endpoints.wait_job)

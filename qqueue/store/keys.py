@@ -14,7 +14,7 @@ import secrets
 import string
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import psycopg
@@ -22,11 +22,16 @@ import psycopg
 from qqueue.errors import ConfigError
 from qqueue.store import db
 
-__all__ = ["KeyInfo", "NewKey", "create", "hash_key", "parse", "revoke", "list_keys", "verify"]
+__all__ = ["ROLES", "KeyInfo", "NewKey", "Role", "create", "hash_key", "parse", "revoke", "list_keys", "verify"]
 
 _KEY = re.compile(r"qq_(?P<prefix>[a-z0-9]{12})_(?P<secret>[A-Za-z0-9_-]{43})")
 _PREFIX_ALPHABET = string.ascii_lowercase + string.digits
 TENANT_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+#: A tenant's key sees and changes only its tenant's tasks and jobs; an operator's sees every tenant's, and the
+#: workers' hosts. An operator key may have no tenant: its submissions then belong to none.
+Role = Literal["tenant", "operator"]
+ROLES: tuple[Role, ...] = ("tenant", "operator")
 
 
 class NewKey(msgspec.Struct, kw_only=True, frozen=True):
@@ -35,7 +40,8 @@ class NewKey(msgspec.Struct, kw_only=True, frozen=True):
     id: uuid.UUID
     key: str
     prefix: str
-    tenant: str
+    tenant: str | None
+    role: Role
     created_at: datetime
 
 
@@ -44,7 +50,8 @@ class KeyInfo(msgspec.Struct, kw_only=True, frozen=True):
 
     id: uuid.UUID
     prefix: str
-    tenant: str
+    tenant: str | None
+    role: Role
     label: str | None
     created_at: datetime
     revoked_at: datetime | None
@@ -68,14 +75,22 @@ def verify(presented: str, stored_hash: bytes) -> bool:
 
 def create(
     conn: psycopg.Connection[Any],
-    tenant: str,
+    tenant: str | None,
     *,
+    role: Role = "tenant",
     label: str | None = None,
     max_pending: int | None = None,
     submit_rate_per_s: float | None = None,
 ) -> NewKey:
-    """Make a key for `tenant` (creating the tenant, or updating the limits given), store its hash, return it."""
-    if not TENANT_PATTERN.fullmatch(tenant):
+    """Make a key for `tenant` (creating the tenant, or updating the limits given), store its hash, return it.
+    Only an operator key may have no tenant (and then no limits)."""
+    if role not in ROLES:
+        raise ConfigError(f"a key's role is one of {', '.join(ROLES)}, not {role!r}")
+    if tenant is None and role == "tenant":
+        raise ConfigError("a tenant key needs --tenant (only an operator key may have none)")
+    if tenant is None and (max_pending is not None or submit_rate_per_s is not None):
+        raise ConfigError("limits belong to a tenant: give --tenant with --max-pending or --rate")
+    if tenant is not None and not TENANT_PATTERN.fullmatch(tenant):
         raise ConfigError("a tenant name is 1-64 characters of letters, digits, '_', '.', ':' or '-'")
     if max_pending is not None and max_pending < 0:
         raise ConfigError("--max-pending must be 0 or more")
@@ -84,9 +99,12 @@ def create(
     prefix = "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(12))
     key = f"qq_{prefix}_{secrets.token_urlsafe(32)}"
     with conn.transaction():
-        db.run(conn, "tenant_upsert", name=tenant, max_pending=max_pending, submit_rate_per_s=submit_rate_per_s)
-        row = db.run(conn, "api_key_insert", prefix=prefix, key_hash=hash_key(key), tenant=tenant, label=label)
-    return NewKey(id=row["id"], key=key, prefix=row["prefix"], tenant=row["tenant"], created_at=row["created_at"])
+        if tenant is not None:
+            db.run(conn, "tenant_upsert", name=tenant, max_pending=max_pending, submit_rate_per_s=submit_rate_per_s)
+        row = db.run(conn, "api_key_insert", prefix=prefix, key_hash=hash_key(key), tenant=tenant, label=label,
+                      role=role)
+    return NewKey(id=row["id"], key=key, prefix=row["prefix"], tenant=row["tenant"], role=row["role"],
+                  created_at=row["created_at"])
 
 
 def revoke(conn: psycopg.Connection[Any], ref: str) -> KeyInfo | None:

@@ -20,6 +20,7 @@ import psycopg
 
 from qqueue.errors import IdempotencyConflictError, InvalidTransitionError, TaskNotFoundError
 from qqueue.store import db
+from qqueue.store.retries import RetryFilter, RetryResult, RetryRow, retry_params
 from qqueue.tasks import TERMINAL_STATUSES, ClaimedTask, TaskSpec, new_task_id
 
 _json = msgspec.json.Encoder()
@@ -45,6 +46,8 @@ __all__ = [
     "reclaim_expired",
     "release_many",
     "renew_leases",
+    "retry_many",
+    "retry_many_async",
 ]
 
 
@@ -236,6 +239,26 @@ def cancel(conn: psycopg.Connection[Any], task_id: uuid.UUID, *, tenant: str | N
 async def cancel_async(conn: psycopg.AsyncConnection[Any], task_id: uuid.UUID, *, tenant: str | None = None) -> str:
     """`cancel` on an async connection, for the HTTP API."""
     return _cancel_outcome(task_id, await db.run_async(conn, "task_cancel", id=task_id, tenant=tenant))
+
+
+def retry_many(
+    conn: psycopg.Connection[Any], where: RetryFilter, *, note: str, tenant: str | None = None,
+    dry_run: bool = False, limit: int = 1000,
+) -> RetryResult:
+    """Send failed and cancelled tasks back to 'pending' in one statement, with a history row noting `note`
+    (who asked, and why) and as many attempts again as they were submitted with; at most `limit` of those
+    matching `where`, oldest first. With `tenant`, only that tenant's tasks. A task of a job re-opens its job."""
+    rows = db.run(conn, "task_retry", **retry_params(where, tenant, note, dry_run, limit))
+    return RetryResult(rows=[RetryRow(**r) for r in rows], dry_run=dry_run)
+
+
+async def retry_many_async(
+    conn: psycopg.AsyncConnection[Any], where: RetryFilter, *, note: str, tenant: str | None = None,
+    dry_run: bool = False, limit: int = 1000,
+) -> RetryResult:
+    """`retry_many` on an async connection, for the HTTP API."""
+    rows = await db.run_async(conn, "task_retry", **retry_params(where, tenant, note, dry_run, limit))
+    return RetryResult(rows=[RetryRow(**r) for r in rows], dry_run=dry_run)
 
 
 def get(conn: psycopg.Connection[Any], task_id: uuid.UUID) -> dict[str, Any]:

@@ -305,6 +305,7 @@ class ApiKeyRow(msgspec.Struct, kw_only=True, frozen=True):
 
     key_hash: str
     tenant: str | None
+    role: Literal["tenant", "operator"]
     revoked: bool
 
 

@@ -2,17 +2,17 @@
 
 -- name: api_key_get :one
 -- The row a presented key's public prefix names; the caller compares hashes in constant time.
-SELECT k.key_hash, k.tenant, k.revoked_at IS NOT NULL AS revoked
+SELECT k.key_hash, k.tenant, k.role, k.revoked_at IS NOT NULL AS revoked
 FROM qqueue.api_keys k
 WHERE k.prefix = %(prefix)s;
 
 -- name: api_key_insert :one
-INSERT INTO qqueue.api_keys (prefix, key_hash, tenant, label)
-VALUES (%(prefix)s, %(key_hash)s, %(tenant)s, %(label)s)
-RETURNING id, prefix, tenant, created_at;
+INSERT INTO qqueue.api_keys (prefix, key_hash, tenant, label, role)
+VALUES (%(prefix)s, %(key_hash)s, %(tenant)s, %(label)s, %(role)s)
+RETURNING id, prefix, tenant, role, created_at;
 
 -- name: api_key_list :many
-SELECT k.id, k.prefix, k.tenant, k.label, k.created_at, k.revoked_at
+SELECT k.id, k.prefix, k.tenant, k.role, k.label, k.created_at, k.revoked_at
 FROM qqueue.api_keys k
 WHERE %(tenant)s::text IS NULL OR k.tenant = %(tenant)s::text
 ORDER BY k.created_at, k.id;
@@ -22,7 +22,7 @@ ORDER BY k.created_at, k.id;
 UPDATE qqueue.api_keys
 SET revoked_at = coalesce(revoked_at, now())
 WHERE prefix = %(ref)s OR id::text = %(ref)s
-RETURNING id, prefix, tenant, label, created_at, revoked_at;
+RETURNING id, prefix, tenant, role, label, created_at, revoked_at;
 
 -- name: tenant_admit :one
 -- Admit `n` submissions of a tenant, or say why not, in the caller's transaction: the tenant row stays locked

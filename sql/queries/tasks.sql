@@ -376,3 +376,53 @@ SET lease_expires_at = now() + make_interval(secs => %(lease_s)s)
 FROM held h
 WHERE t.id = h.id AND t.attempt = h.attempt AND t.worker_id = %(worker_id)s AND t.status = 'running'
 RETURNING t.id, t.cancel_requested_at IS NOT NULL AS cancel_requested;
+
+-- name: task_retry :many
+-- Failed and cancelled tasks back to 'pending', due now, error and cancel request cleared, with as many attempts
+-- again as they were submitted with: the attempt counter keeps counting (so fencing and the history stay exact)
+-- and max_attempts moves on by the budget (attempt_budget, recorded at the first retry), at most 100 in all.
+-- Targets are `ids` (whatever their status, so the caller can tell why one was not retried) or, with no ids, the
+-- listing's filters, of which `statuses` may name only failed and cancelled; oldest first, at most `limit`. One
+-- row more is read so the caller knows more match. With a tenant given, another tenant's tasks are not found.
+-- `dry_run` changes nothing and reports the same rows. A retried task of a job re-opens the job (it is seen
+-- finished again when its tasks are). One NOTIFY per queue touched wakes the workers, as an insert does.
+WITH target AS (
+    SELECT id, status, created_at, attempt >= 100 AS spent
+    FROM qqueue.tasks
+    WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s::text)
+      AND (%(ids)s::uuid[] IS NULL OR id = ANY(%(ids)s::uuid[]))
+      AND (%(ids)s::uuid[] IS NOT NULL OR (status::text = ANY(%(statuses)s::text[]) AND attempt < 100))
+      AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+      AND (%(kind)s::text IS NULL OR kind = %(kind)s::text)
+      AND (%(tags)s::text[] IS NULL OR (tags @> %(tags)s::text[] AND tags <> '{}'::text[]))
+      AND (%(created_after)s::timestamptz IS NULL OR created_at > %(created_after)s::timestamptz)
+      AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s::timestamptz)
+    ORDER BY created_at, id
+    LIMIT %(limit)s + 1
+    FOR UPDATE
+), ranked AS (
+    -- Numbered outside the locking scan: FOR UPDATE takes no window functions.
+    SELECT target.*, row_number() OVER (ORDER BY created_at, id) <= %(limit)s AS within,
+           status IN ('failed', 'cancelled') AND NOT spent AS retryable
+    FROM target
+), retried AS (
+    UPDATE qqueue.tasks t
+    SET status = 'pending', run_at = now(), finished_at = NULL, error = NULL, cancel_requested_at = NULL,
+        attempt_budget = coalesce(t.attempt_budget, t.max_attempts),
+        max_attempts = least(100, t.attempt + coalesce(t.attempt_budget, t.max_attempts)), updated_at = now()
+    FROM ranked r
+    WHERE t.id = r.id AND r.within AND r.retryable AND NOT %(dry_run)s
+    RETURNING t.id, t.attempt, t.queue, t.job_id
+), events AS (
+    INSERT INTO qqueue.task_events (task_id, status, attempt, note)
+    SELECT id, 'pending', attempt, %(note)s FROM retried
+), reopened AS (
+    UPDATE qqueue.jobs j
+    SET finished_at = NULL, cancel_requested_at = NULL
+    WHERE j.id = ANY(ARRAY(SELECT job_id FROM retried WHERE job_id IS NOT NULL))
+), woken AS (
+    SELECT pg_notify('qqueue_tasks_v1', queue) FROM (SELECT DISTINCT queue FROM retried) q
+)
+SELECT r.id, r.status AS previous_status, r.within, r.retryable, r.spent
+FROM ranked r, (SELECT count(*) FROM woken) AS n
+ORDER BY r.created_at, r.id;

@@ -7,6 +7,7 @@ can be reached with a handful of requests.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -234,3 +235,89 @@ def test_a_tenant_sees_waits_on_lists_and_cancels_only_its_own_jobs(api, sql):  
                                                 headers=as_a).json()["items"]] == [mine]
     assert api.client.post(f"/jobs/{mine}/cancel", headers=as_a).json()["cancelled"] == 1
     assert b != a
+
+
+def operator_key(sql: psycopg.Connection[Any], tenant: str | None = None) -> dict[str, str]:  # noqa: F811
+    """The headers of a new operator key (of `tenant`, or of none)."""
+    made = keys.create(sql, tenant, role="operator", label="test")
+    return {"Authorization": f"Bearer {made.key}"}
+
+
+def test_an_operator_key_sees_every_tenant_and_the_workers_hosts(api, sql, module_db):  # noqa: F811
+    from tests.conftest import WorkerProcess, live_workers, wait_until
+
+    a, as_a = tenant_key(sql)
+    _, as_b = tenant_key(sql)
+    as_operator = operator_key(sql)
+    queue = idle_queue()
+    theirs = submit(api, as_a, queue=queue).json()["task_id"]
+    assert api.client.get(f"/tasks/{theirs}", headers=as_operator).json()["status"] == "pending"
+    assert [t["task_id"] for t in api.client.get("/tasks", params={"queue": queue}, headers=as_operator
+                                                 ).json()["items"]] == [theirs]
+    assert [q["pending"] for q in api.client.get("/queues", headers=as_operator).json() if q["queue"] == queue] \
+        == [1]
+    # An operator key without a tenant submits tasks of no tenant: no tenant sees them.
+    own = submit(api, as_operator, queue=queue).json()["task_id"]
+    assert sql.execute("SELECT tenant FROM qqueue.tasks WHERE id = %s", (own,)).fetchone()[0] is None
+    assert_error(api.client.get(f"/tasks/{own}", headers=as_a), 404)
+    assert api.client.post(f"/tasks/{theirs}/cancel", headers=as_operator).json()["status"] == "cancelled"
+    # An operator key of a tenant submits that tenant's tasks, and still sees the others'.
+    of_a = submit(api, operator_key(sql, a), queue=queue).json()["task_id"]
+    assert sql.execute("SELECT tenant FROM qqueue.tasks WHERE id = %s", (of_a,)).fetchone()[0] == a
+    assert_error(api.client.get(f"/tasks/{of_a}", headers=as_b), 404)
+
+    # /health: figures for any valid key, only up or down for anyone else.
+    figures = ("live_workers", "queue_depth", "long_polls")
+    for headers in (as_operator, as_b):
+        assert all(api.client.get("/health", headers=headers).json()[k] is not None for k in figures)
+    for headers in ({}, {"Authorization": f"Bearer qq_{'a' * 12}_{'A' * 43}"}):
+        assert all(api.client.get("/health", headers=headers).json()[k] is None for k in figures)
+
+    worker = WorkerProcess(module_db, "--concurrency", "1", "--queue", f"unused-{uuid.uuid4().hex[:8]}")
+    try:
+        wait_until(lambda: live_workers(sql) >= 1, timeout_s=60)
+        workers = api.client.get("/workers", headers=as_operator).json()
+        assert workers and all(w["hostname"] and w["pid"] for w in workers)
+        assert all(w["hostname"] is None for w in api.client.get("/workers", headers=as_b).json())
+    finally:
+        worker.kill_all()
+        worker.log.close()
+
+
+def test_a_tenant_retries_only_its_own_tasks_and_an_operator_any(api, sql):  # noqa: F811
+    _, as_a = tenant_key(sql)
+    _, as_b = tenant_key(sql)
+    queue = idle_queue()
+    mine = submit(api, as_a, queue=queue).json()["task_id"]
+    other = submit(api, as_a, queue=queue).json()["task_id"]
+    for task_id in (mine, other):
+        assert api.client.post(f"/tasks/{task_id}/cancel", headers=as_a).status_code == 200
+    before = counts(sql)
+    assert_error(api.client.post(f"/tasks/{mine}/retry", headers=as_b), 404, contains="not found")
+    bulk = api.client.post("/tasks/retry", json={"status": ["cancelled"], "queue": queue}, headers=as_b).json()
+    assert (bulk["retried"], bulk["task_ids"]) == (0, [])
+    assert counts(sql) == before
+    assert_error(api.client.post(f"/tasks/{mine}/retry"), 401)
+
+    assert api.client.post(f"/tasks/{mine}/retry", headers=as_a).json()["status"] == "pending"
+    prefix = as_a["Authorization"].split("_")[1]
+    note = api.client.get(f"/tasks/{mine}", headers=as_a).json()["status_history"][-1]["notes"]
+    assert note.startswith(f"retried by tenant key {prefix} of tenant t-")
+    assert api.client.post(f"/tasks/{other}/retry", headers=operator_key(sql)).json()["status"] == "pending"
+
+
+def test_keys_create_makes_operator_keys_and_keys_ls_shows_roles(sql, module_db):  # noqa: F811
+    def qqueue(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "qqueue", "keys", *args, "--database-url", module_db],
+                              cwd=REPO, capture_output=True, text=True, timeout=60)
+
+    label = f"oncall-{uuid.uuid4().hex[:8]}"
+    made = qqueue("create", "--role", "operator", "--label", label)
+    assert made.returncode == 0, made.stderr
+    assert "operator key" in made.stderr and "no tenant" in made.stderr
+    listed = json.loads(qqueue("ls", "--json").stdout)
+    assert [(k["role"], k["tenant"]) for k in listed if k["label"] == label] == [("operator", None)]
+    assert {k["role"] for k in listed} == {"tenant", "operator"}
+    for args, says in ((("--role", "admin"), "--role is one of"), ((), "needs --tenant")):
+        refused = qqueue("create", *args)
+        assert refused.returncode == 1 and says in refused.stderr and "Traceback" not in refused.stderr

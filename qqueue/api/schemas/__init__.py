@@ -40,10 +40,15 @@ from qqueue.api.schemas.jobs import (
 from qqueue.api.schemas.service import BackendInfo, Health, QueueStats, WorkerInfo
 from qqueue.api.schemas.tasks import (
     MAX_BATCH,
+    MAX_RETRY_BATCH,
     BatchAnswer,
     BatchItem,
     BatchSubmission,
+    BulkRetryAnswer,
+    BulkRetryRequest,
     CancelAnswer,
+    RetryAnswer,
+    RetryRequest,
     StatusChange,
     SubmitAnswer,
     TaskDetail,
@@ -55,7 +60,8 @@ from qqueue.api.schemas.tasks import (
 )
 
 __all__ = [
-    "MAX_BATCH", "MAX_JOB_PUBS", "NAME_PATTERN", "PATTERN_WORDS", "TAG_PATTERN", "BackendInfo", "BatchAnswer",
+    "MAX_BATCH", "MAX_JOB_PUBS", "MAX_RETRY_BATCH", "BulkRetryAnswer", "BulkRetryRequest", "RetryAnswer",
+    "RetryRequest", "NAME_PATTERN", "PATTERN_WORDS", "TAG_PATTERN", "BackendInfo", "BatchAnswer",
     "BatchItem", "BatchSubmission", "CancelAnswer", "ErrorAnswer", "ErrorDetail", "Health", "JobCancelAnswer",
     "JobDetail", "JobFailure", "JobPage", "JobProgress", "JobStatus", "JobSubmission", "JobSubmitAnswer",
     "JobSummary", "JobTask", "KindName", "Observables", "ParameterValues", "PubResult", "PubSubmission",

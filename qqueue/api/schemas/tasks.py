@@ -1,5 +1,5 @@
 """The task endpoints' bodies and answers: POST /tasks (one or a batch), GET /tasks and /tasks/{task_id},
-POST /tasks/{task_id}/cancel."""
+POST /tasks/{task_id}/cancel and /retry, POST /tasks/retry."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from qqueue.api.schemas.common import (
+    TAG_PATTERN,
     ErrorDetail,
     KindName,
     Observables,
@@ -211,4 +212,57 @@ class CancelAnswer(Struct, kw_only=True):
 
     task_id: uuid.UUID
     status: Literal["cancelled", "cancel_requested"]
+    message: str
+
+
+#: Most tasks one POST /tasks/retry changes: a bulk retry is bounded work; call again while `more` is true.
+MAX_RETRY_BATCH = 1000
+
+#: Why a task is retried, kept in its history (with who asked).
+RetryReason = Annotated[str, Meta(min_length=1, max_length=200, pattern=TAG_PATTERN)]
+
+
+class RetryRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of POST /tasks/{task_id}/retry; it may be left out."""
+
+    reason: RetryReason | None = None
+
+
+class RetryAnswer(Struct, kw_only=True):
+    """Answer of POST /tasks/{task_id}/retry: the task is pending again, with as many attempts again as it was
+    submitted with (its attempt counter keeps counting)."""
+
+    task_id: uuid.UUID
+    status: Literal["pending"]
+    previous_status: Literal["failed", "cancelled"]
+    message: str
+
+
+class BulkRetryRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of POST /tasks/retry: the task listing's filters (all must match), oldest first, at most `limit`."""
+
+    #: Only failed and cancelled tasks can be retried.
+    status: Annotated[list[Literal["failed", "cancelled"]], Meta(min_length=1, max_length=2)] = msgspec.field(
+        default_factory=lambda: ["failed"])
+    queue: QueueName | None = None
+    kind: KindName | None = None
+    #: Tasks carrying every one of these tags.
+    tags: Annotated[list[Tag], Meta(max_length=32)] = msgspec.field(default_factory=list)
+    created_after: UtcTime | None = None
+    created_before: UtcTime | None = None
+    #: Count and list what would be retried, changing nothing.
+    dry_run: bool = False
+    limit: Annotated[int, Meta(ge=1, le=MAX_RETRY_BATCH)] = MAX_RETRY_BATCH
+    reason: RetryReason | None = None
+
+
+class BulkRetryAnswer(Struct, kw_only=True):
+    """Answer of POST /tasks/retry: how many tasks were (with `dry_run`, would be) retried, and their ids."""
+
+    dry_run: bool
+    retried: int
+    task_ids: list[uuid.UUID]
+    #: More tasks match than `limit`: send the same request again (with `dry_run`, they were not counted).
+    more: bool
+    limit: int
     message: str
