@@ -143,3 +143,23 @@ def test_qqueue_retry_on_the_database_by_id_and_by_filters(api, sql, module_db):
     assert get(api, second)["status"] == "pending"
     refused = qqueue("retry", "--status", "completed", "--queue", queue)
     assert refused.returncode == 1 and "only failed or cancelled" in refused.stderr
+
+
+def test_the_python_clients_retry_one_task_and_many(api):  # noqa: F811
+    import asyncio
+
+    from qqueue.client import AsyncClient, Client
+
+    queue = idle_queue()
+    first, second = cancelled_tasks(api, queue, 2)
+    with Client(api.url) as client:
+        assert client.retry(first, reason="client").previous_status == "cancelled"
+        dry = client.retry_many(status="cancelled", queue=queue, dry_run=True)
+        assert (dry.dry_run, dry.retried, [str(t) for t in dry.task_ids]) == (True, 1, [second])
+
+    async def retry_the_rest() -> int:
+        async with AsyncClient(api.url) as client:
+            return (await client.retry_many(status=["cancelled"], queue=queue)).retried
+
+    assert asyncio.run(retry_the_rest()) == 1
+    assert get(api, second)["status"] == "pending"
