@@ -46,6 +46,8 @@ __all__ = [
     "reclaim_expired",
     "release_many",
     "renew_leases",
+    "RetryFilter",
+    "RetryResult",
     "retry_many",
     "retry_many_async",
 ]

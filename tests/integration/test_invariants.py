@@ -217,3 +217,21 @@ def test_history_goes_with_its_task_and_history_without_one_is_found(conn):
 
     conn.execute("TRUNCATE qqueue.tasks")
     assert conn.execute("SELECT count(*) FROM qqueue.task_events").fetchone()[0] == 0
+
+
+def test_a_retried_task_passes_and_a_history_broken_after_its_retry_is_still_found(conn):
+    fine, broken = (t.id for t in q.enqueue_many(conn, [TaskSpec(kind="noop", max_attempts=1)] * 2))
+    claim(conn, W1)
+    q.fail_many(conn, worker_id=W1, failed=[q.Failure(id=t, attempt=1, error={"type": "X", "message": "x"},
+                                                      retry_delay_s=None) for t in (fine, broken)])
+    retried = q.retry_many(conn, q.RetryFilter(ids=[fine, broken]), note="retried by a test")
+    assert retried.retried == [fine, broken]
+    assert [(t.attempt, t.max_attempts) for t in q.claim(conn, worker_id=W2, queues=["default"], limit=10,
+                                                          lease_s=30)] == [(2, 2), (2, 2)]
+    q.complete_many(conn, worker_id=W2, done=[q.Completion(id=t, attempt=2, result=None) for t in (fine, broken)])
+    assert violations(conn) == set()
+    # Completed, then back to pending: a completed task is never retried, even one retried before.
+    with conn.transaction():
+        conn.execute("UPDATE qqueue.tasks SET status = 'pending', finished_at = NULL WHERE id = %s", (broken,))
+        forge_event(conn, broken, "pending", 2, None)
+    assert violations(conn) == {(str(broken), "history continues after the task finished")}
