@@ -7,6 +7,7 @@ can be reached with a handful of requests.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -45,6 +46,20 @@ def tenant_key(sql: psycopg.Connection[Any], **limits: Any) -> tuple[str, dict[s
 def counts(sql: psycopg.Connection[Any]) -> tuple[int, int]:  # noqa: F811
     return sql.execute("SELECT (SELECT count(*) FROM qqueue.tasks), (SELECT count(*) FROM qqueue.task_events)"
                        ).fetchone()
+
+
+@contextlib.contextmanager
+def live_worker(module_db: str, sql: psycopg.Connection[Any]) -> Iterator[None]:  # noqa: F811
+    """A worker of one slot, live (heartbeating) while the block runs."""
+    from tests.conftest import WorkerProcess, live_workers, wait_until
+
+    worker = WorkerProcess(module_db, "--concurrency", "1")
+    try:
+        wait_until(lambda: live_workers(sql) >= 1, timeout_s=60)
+        yield
+    finally:
+        worker.kill_all()
+        worker.log.close()
 
 
 def submit(api: ApiServer, headers: dict[str, str], **body: Any) -> httpx.Response:
@@ -200,18 +215,12 @@ def test_keyed_tasks_run_and_their_results_are_read_with_the_key(api, sql, modul
 
 
 def test_a_tenants_key_sees_workers_without_their_hosts(api, sql, module_db):  # noqa: F811
-    from tests.conftest import WorkerProcess, live_workers, wait_until
 
     _, headers = tenant_key(sql)
-    worker = WorkerProcess(module_db, "--concurrency", "1")
-    try:
-        wait_until(lambda: live_workers(sql) >= 1, timeout_s=60)
+    with live_worker(module_db, sql):
         workers = api.client.get("/workers", headers=headers).json()
         assert workers and all(w["hostname"] is None and w["pid"] is None for w in workers)
         assert all(w["concurrency"] == 1 and w["heartbeat_age_s"] >= 0 for w in workers)
-    finally:
-        worker.kill_all()
-        worker.log.close()
 
 
 def test_a_tenant_sees_waits_on_lists_and_cancels_only_its_own_jobs(api, sql):  # noqa: F811
@@ -244,7 +253,6 @@ def operator_key(sql: psycopg.Connection[Any], tenant: str | None = None) -> dic
 
 
 def test_an_operator_key_sees_every_tenant_and_the_workers_hosts(api, sql, module_db):  # noqa: F811
-    from tests.conftest import WorkerProcess, live_workers, wait_until
 
     a, as_a = tenant_key(sql)
     _, as_b = tenant_key(sql)
@@ -273,15 +281,10 @@ def test_an_operator_key_sees_every_tenant_and_the_workers_hosts(api, sql, modul
     for headers in ({}, {"Authorization": f"Bearer qq_{'a' * 12}_{'A' * 43}"}):
         assert all(api.client.get("/health", headers=headers).json()[k] is None for k in figures)
 
-    worker = WorkerProcess(module_db, "--concurrency", "1", "--queue", f"unused-{uuid.uuid4().hex[:8]}")
-    try:
-        wait_until(lambda: live_workers(sql) >= 1, timeout_s=60)
+    with live_worker(module_db, sql):
         workers = api.client.get("/workers", headers=as_operator).json()
         assert workers and all(w["hostname"] and w["pid"] for w in workers)
         assert all(w["hostname"] is None for w in api.client.get("/workers", headers=as_b).json())
-    finally:
-        worker.kill_all()
-        worker.log.close()
 
 
 def test_a_tenant_retries_only_its_own_tasks_and_an_operator_any(api, sql):  # noqa: F811
