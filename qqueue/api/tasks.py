@@ -31,6 +31,7 @@ from qqueue.api.params import (
     submit_responses,
 )
 from qqueue.api.schemas import (
+    MAX_RETRY_BATCH,
     BatchAnswer,
     BatchItem,
     BatchSubmission,
@@ -50,7 +51,7 @@ from qqueue.api.schemas import (
 from qqueue.errors import IntakeError
 from qqueue.store import reads
 from qqueue.store.queue import Submitted, cancel_async, enqueue_many_async, retry_many_async
-from qqueue.store.retries import RetryFilter, bulk_answer
+from qqueue.store.retries import RetryFilter, RetryResult, bulk_answer
 from qqueue.tasks import TERMINAL_STATUSES, TaskSpec, TaskStatus
 
 log = logging.getLogger("qqueue.api")
@@ -170,7 +171,7 @@ class TaskController(Controller):
 
 
     @post("/{task_id:str}/retry", status_code=200, summary="Retry a failed or cancelled task",
-          responses=documented("400", "401", "404", "409", "503"))
+          responses=documented("400", "401", "404", "409", "429", "503"))
     async def retry_task(
         self, request: Request[Any, Any, Any], task_id: FromPath[uuid.UUID], api: Api,
         data: JSONBody[RetryRequest] | None = None,
@@ -180,17 +181,14 @@ class TaskController(Controller):
         gains one saying who retried it, and why (`reason`). A task in any other state: 409. A task of a job
         re-opens the job, which then finishes again with its tasks."""
         cid = correlation.from_scope(request.scope)
-        note = _retry_note(request, data.reason if data else None)
-        async with api.connection() as conn:
-            result = await retry_many_async(conn, RetryFilter(ids=[task_id]), note=note,
-                                            tenant=visible_tenant(request.scope))
+        result = await _retried(request, api, RetryFilter(ids=[task_id]), data.reason if data else None)
         previous = result.outcome_of(task_id)
         log.info("task retried (was %s)", previous, extra=_log_extra(task_id, cid))
         return RetryAnswer(task_id=task_id, status="pending", previous_status=previous,  # type: ignore[arg-type]
                            message=f"Task queued again (it was {previous}).")
 
     @post("/retry", status_code=200, summary="Retry the failed or cancelled tasks matching the listing's filters",
-          responses=documented("400", "401", "503"))
+          responses=documented("400", "401", "429", "503"))
     async def retry_tasks(
         self, request: Request[Any, Any, Any], data: JSONBody[BulkRetryRequest], api: Api
     ) -> BulkRetryAnswer:
@@ -200,10 +198,7 @@ class TaskController(Controller):
         cid = correlation.from_scope(request.scope)
         where = RetryFilter(statuses=data.status, queue=data.queue, kind=data.kind, tags=data.tags or None,
                             created_after=data.created_after, created_before=data.created_before)
-        async with api.connection() as conn:
-            result = await retry_many_async(conn, where, note=_retry_note(request, data.reason),
-                                            tenant=visible_tenant(request.scope), dry_run=data.dry_run,
-                                            limit=data.limit)
+        result = await _retried(request, api, where, data.reason, dry_run=data.dry_run, limit=data.limit)
         answer = bulk_answer(result, data.limit)
         if not data.dry_run:
             log.info("bulk retry: %d tasks queued again", answer.retried,
@@ -211,10 +206,20 @@ class TaskController(Controller):
         return answer
 
 
-def _retry_note(request: Request[Any, Any, Any], reason: str | None) -> str:
-    """The history note of a retry: who asked, through which key, and why."""
-    note = f"retried by {principal_of(request.scope).describe()}"
-    return f"{note}: {reason}" if reason else note
+async def _retried(
+    request: Request[Any, Any, Any], api: ApiContext, where: RetryFilter, reason: str | None, *,
+    dry_run: bool = False, limit: int = MAX_RETRY_BATCH,
+) -> RetryResult:
+    """Retry the caller's tasks `where` selects, the history noting who asked and why. A tenant's retry is
+    undone (429) if it leaves the tenant over its pending limit: the tasks it re-queues wait like submissions."""
+    principal = principal_of(request.scope)
+    note = f"retried by {principal.describe()}" + (f": {reason}" if reason else "")
+    tenant = visible_tenant(request.scope)
+    async with api.connection() as conn, conn.transaction():
+        result = await retry_many_async(conn, where, note=note, tenant=tenant, dry_run=dry_run, limit=limit)
+        if result.retried and not dry_run:
+            await limits.check_pending(conn, api.settings, tenant)
+    return result
 
 
 class BatchController(Controller):

@@ -324,3 +324,21 @@ def test_keys_create_makes_operator_keys_and_keys_ls_shows_roles(sql, module_db)
     for args, says in ((("--role", "admin"), "--role is one of"), ((), "needs --tenant")):
         refused = qqueue("create", *args)
         assert refused.returncode == 1 and says in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_a_tenants_retry_that_would_overrun_its_pending_limit_is_refused_and_undone(api, sql):  # noqa: F811
+    _, headers = tenant_key(sql, max_pending=2)
+    queue = idle_queue()
+    first = submit(api, headers, queue=queue).json()["task_id"]
+    cancelled = submit(api, headers, queue=queue).json()["task_id"]
+    assert api.client.post(f"/tasks/{cancelled}/cancel", headers=headers).status_code == 200
+    assert submit(api, headers, queue=queue).status_code == 201
+    before = counts(sql)
+    body = assert_error(api.client.post(f"/tasks/{cancelled}/retry", headers=headers), 429, contains="pending")
+    assert body["error"]["code"] == "pending_limit"
+    assert_error(api.client.post("/tasks/retry", json={"status": ["cancelled"], "queue": queue}, headers=headers),
+                 429)
+    assert counts(sql) == before
+    assert api.client.get(f"/tasks/{cancelled}", headers=headers).json()["status"] == "cancelled"
+    assert api.client.post(f"/tasks/{first}/cancel", headers=headers).status_code == 200
+    assert api.client.post(f"/tasks/{cancelled}/retry", headers=headers).status_code == 200
