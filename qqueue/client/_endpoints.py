@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 T = TypeVar("T")
+#: What a method returns on `Client` and on `AsyncClient`.
+Blocking = TypeVar("Blocking")
+Awaited = TypeVar("Awaited")
 
 TaskId = uuid.UUID | str
 Statuses = str | Sequence[str] | None
@@ -231,8 +234,9 @@ def health(ops: Operations, /) -> Exchange[Health]:
 
 # --- endpoints as client methods ------------------------------------------------------------------------------
 
-class _Method:
-    """What `Endpoint` and `Pages` share: the method an endpoint is on each client class, made once per class."""
+class _Method(Generic[P, Blocking, Awaited]):
+    """What `Endpoint` and `Pages` share: the method an endpoint is on each client class, made once per class,
+    typed by what it returns on each."""
 
     #: The public return annotation of an endpoint annotated "Exchange[X]" or "Paging[X]", blocking and awaited.
     returns: tuple[str, str]
@@ -255,7 +259,13 @@ class _Method:
         """The method's body: it runs the endpoint on the client's `_ops` with the client's driver."""
         raise NotImplementedError
 
-    def _bound(self, obj: Any, owner: type) -> Any:
+    @overload
+    def __get__(self, obj: None, owner: type) -> Callable[..., Any]: ...
+    @overload
+    def __get__(self, obj: Client, owner: type) -> Callable[P, Blocking]: ...
+    @overload
+    def __get__(self, obj: AsyncClient, owner: type) -> Callable[P, Awaited]: ...
+    def __get__(self, obj: Any, owner: type) -> Any:
         method = self.method(owner)
         return method if obj is None else method.__get__(obj, owner)
 
@@ -279,7 +289,7 @@ class _Method:
         return method
 
 
-class Endpoint(_Method, Generic[P, T]):
+class Endpoint(_Method[P, T, Coroutine[Any, Any, T]]):
     """An endpoint as a method: it returns the answer on `Client`, and is a coroutine of it on `AsyncClient`."""
 
     returns = ("{}", "{}")
@@ -298,17 +308,8 @@ class Endpoint(_Method, Generic[P, T]):
             return self._run(spec(self._ops, *args, **kwargs))
         return call
 
-    @overload
-    def __get__(self, obj: None, owner: type) -> Callable[..., Any]: ...
-    @overload
-    def __get__(self, obj: Client, owner: type) -> Callable[P, T]: ...
-    @overload
-    def __get__(self, obj: AsyncClient, owner: type) -> Callable[P, Coroutine[Any, Any, T]]: ...
-    def __get__(self, obj: Any, owner: type) -> Any:
-        return self._bound(obj, owner)
 
-
-class Pages(_Method, Generic[P, T]):
+class Pages(_Method[P, Iterator[T], AsyncIterator[T]]):
     """A paging endpoint as a method: an iterator of its items on `Client`, an async iterator on `AsyncClient`."""
 
     returns = ("Iterator[{}]", "AsyncIterator[{}]")
@@ -323,12 +324,3 @@ class Pages(_Method, Generic[P, T]):
         def iterate(self: Any, *args: Any, **kwargs: Any) -> Any:
             return self._iterate(spec(self._ops, *args, **kwargs))
         return iterate
-
-    @overload
-    def __get__(self, obj: None, owner: type) -> Callable[..., Any]: ...
-    @overload
-    def __get__(self, obj: Client, owner: type) -> Callable[P, Iterator[T]]: ...
-    @overload
-    def __get__(self, obj: AsyncClient, owner: type) -> Callable[P, AsyncIterator[T]]: ...
-    def __get__(self, obj: Any, owner: type) -> Any:
-        return self._bound(obj, owner)
