@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mappin
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
+import msgspec
+
 from qqueue.api.schemas import (
     BackendInfo,
     BatchAnswer,
@@ -27,6 +29,9 @@ from qqueue.api.schemas import (
     JobSubmission,
     JobSubmitAnswer,
     JobSummary,
+    QueueControls,
+    QueueLimit,
+    QueueStats,
     SimulationOptions,
     SubmitAnswer,
     TaskDetail,
@@ -224,6 +229,30 @@ def backends(ops: Operations, /) -> Exchange[builtins.list[BackendInfo]]:
 def backend(ops: Operations, /, name: str) -> Exchange[BackendInfo]:
     """One backend by name (GET /backends/{name}); `ApiError` 404 for an unknown one."""
     return ops.exchange(Call("GET", f"/backends/{segment(name)}", BackendInfo))
+
+
+def queues(ops: Operations, /) -> Exchange[builtins.list[QueueStats]]:
+    """Every queue's counts and controls (GET /queues); a tenant's key counts its own tasks only."""
+    return ops.exchange(Call("GET", "/queues", builtins.list[QueueStats]))
+
+
+def pause_queue(ops: Operations, /, name: str) -> Exchange[QueueControls]:
+    """Pause a queue (POST /queues/{name}/pause): no worker claims its tasks until it is resumed. Operators
+    only: a tenant's key raises `ApiError` 403."""
+    return ops.exchange(Call("POST", f"/queues/{segment(name)}/pause", QueueControls))
+
+
+def resume_queue(ops: Operations, /, name: str) -> Exchange[QueueControls]:
+    """Resume a paused queue (POST /queues/{name}/resume). Operators only."""
+    return ops.exchange(Call("POST", f"/queues/{segment(name)}/resume", QueueControls))
+
+
+def limit_queue(ops: Operations, /, name: str, max_running: int | None) -> Exchange[QueueControls]:
+    """Let at most `max_running` of a queue's tasks run at once over every worker; None removes the limit
+    (POST /queues/{name}/limit). Operators only."""
+    body = msgspec.json.encode(QueueLimit(max_running=max_running))
+    return ops.exchange(Call("POST", f"/queues/{segment(name)}/limit", QueueControls, body=body,
+                             headers={"Content-Type": "application/json"}))
 
 
 def health(ops: Operations, /) -> Exchange[Health]:

@@ -69,6 +69,10 @@ class _Base:
     backends = Endpoint(endpoints.backends)
     backend = Endpoint(endpoints.backend)
     health = Endpoint(endpoints.health)
+    queues = Endpoint(endpoints.queues)
+    pause_queue = Endpoint(endpoints.pause_queue)
+    resume_queue = Endpoint(endpoints.resume_queue)
+    limit_queue = Endpoint(endpoints.limit_queue)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Give Client and AsyncClient each endpoint as a method of their own."""
