@@ -37,7 +37,7 @@ from qqueue.api.schemas.jobs import (
     PubResult,
     PubSubmission,
 )
-from qqueue.api.schemas.service import BackendInfo, Health, QueueStats, WorkerInfo
+from qqueue.api.schemas.service import BackendInfo, Health, QueueControls, QueueLimit, QueueStats, WorkerInfo
 from qqueue.api.schemas.tasks import (
     MAX_BATCH,
     MAX_RETRY_BATCH,
@@ -65,6 +65,7 @@ __all__ = [
     "BatchItem", "BatchSubmission", "CancelAnswer", "ErrorAnswer", "ErrorDetail", "Health", "JobCancelAnswer",
     "JobDetail", "JobFailure", "JobPage", "JobProgress", "JobStatus", "JobSubmission", "JobSubmitAnswer",
     "JobSummary", "JobTask", "KindName", "Observables", "ParameterValues", "PubResult", "PubSubmission",
-    "QueueName", "QueueStats", "SimulationOptions", "StatusChange", "SubmitAnswer", "Tag", "TaskDetail",
-    "TaskPage", "TaskSubmission", "TaskSummary", "Timings", "UtcTime", "WorkerInfo", "decode_item",
+    "QueueControls", "QueueLimit", "QueueName", "QueueStats", "SimulationOptions", "StatusChange", "SubmitAnswer",
+    "Tag", "TaskDetail", "TaskPage", "TaskSubmission", "TaskSummary", "Timings", "UtcTime", "WorkerInfo",
+    "decode_item",
 ]
