@@ -180,7 +180,7 @@ class TaskController(Controller):
         result = await _retried(request, api, RetryFilter(ids=[task_id]), data.reason if data else None)
         previous = result.outcome_of(task_id)
         log.info("task retried (was %s)", previous, extra=_log_extra(task_id, cid))
-        return RetryAnswer(task_id=task_id, status="pending", previous_status=previous,  # type: ignore[arg-type]
+        return RetryAnswer(task_id=task_id, status="pending", previous_status=previous,
                            message=f"Task queued again (it was {previous}).")
 
     @post("/retry", status_code=200, summary="Retry the failed or cancelled tasks matching the listing's filters",

@@ -115,6 +115,8 @@ def retry(
     first, at most 1,000 per run: run it again while it says more match.
     Examples: qqueue retry 01a2f3c4-0000-7000-8000-000000000000; qqueue retry --status failed --tag nightly --dry-run
     """
+    if reason is not None and not 1 <= len(reason) <= 200:
+        fail("--reason is 1-200 characters")
     selecting = any(v is not None for v in (filters.status, filters.queue, filters.kind, filters.tag))
     if task_ids and selecting:
         fail("give task ids or filters (--status, --queue, --kind, --tag), not both")

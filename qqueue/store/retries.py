@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -59,7 +59,7 @@ class RetryResult(msgspec.Struct, kw_only=True, frozen=True):
         """Whether more tasks matched than the limit let through."""
         return any(not r.within for r in self.rows)
 
-    def outcome_of(self, task_id: uuid.UUID) -> str:
+    def outcome_of(self, task_id: uuid.UUID) -> Literal["failed", "cancelled"]:
         """The status `task_id` was retried from; `TaskNotFoundError` (none, or another tenant's) or
         `InvalidTransitionError` (a state no retry leaves) when it was not."""
         row = next((r for r in self.rows if r.id == task_id), None)
@@ -70,7 +70,7 @@ class RetryResult(msgspec.Struct, kw_only=True, frozen=True):
         if not row.retryable:
             raise InvalidTransitionError(f"Task {task_id} is {row.previous_status}; only a failed or cancelled task "
                                          "can be retried")
-        return row.previous_status
+        return "failed" if row.previous_status == "failed" else "cancelled"
 
 
 def retry_params(where: RetryFilter, tenant: str | None, note: str, dry_run: bool, limit: int) -> dict[str, Any]:
