@@ -187,3 +187,19 @@ def test_jobs_are_listed_shown_waited_for_and_cancelled_through_the_api(api, cli
     assert (cancelled.returncode, cancelled.stdout) == (0, "cancelled 1 tasks; asked 0 running ones to stop\n")
     shown = qq("jobs", "get", job, "--json", "--wait", "10", QQUEUE_API_URL=api.url)
     assert shown.returncode == 1 and json.loads(shown.stdout)["status"] == "cancelled"
+
+
+def test_retry_goes_through_the_api_by_id_and_by_filters(api, client):  # noqa: F811
+    queue = idle_queue()
+    made = [str(client.submit(BELL, queue=queue).task_id) for _ in range(2)]
+    for task_id in made:
+        client.cancel(task_id)
+    by_id = qq("--api-url", api.url, "retry", made[0], str(uuid.uuid4()))
+    assert by_id.returncode == 1 and by_id.stdout == f"{made[0]}: queued again (it was cancelled)\n"
+    assert "Task not found." in by_id.stderr and by_id.stderr.count("\n") == 1
+    dry = qq("--api-url", api.url, "retry", "--status", "cancelled", "--queue", queue, "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert (json.loads(dry.stdout)["retried"], json.loads(dry.stdout)["task_ids"]) == (1, [made[1]])
+    real = qq("--api-url", api.url, "retry", "--status", "cancelled", "--queue", queue)
+    assert real.returncode == 0 and real.stdout.splitlines() == ["1 tasks queued again.", made[1]]
+    assert client.get(made[1]).status == "pending"
