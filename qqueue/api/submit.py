@@ -78,13 +78,27 @@ def callback_target(url: str) -> targets.Target:
         raise IntakeError(exc.message, code="callback_refused") from None
 
 
+#: Host names one request's callbacks may name: each is a DNS lookup on the API's resolver threads.
+MAX_CALLBACK_HOSTS = 16
+
+
 async def check_callbacks(urls: Sequence[str], allow: targets.AllowList) -> dict[str, IntakeError]:
     """Resolve each distinct callback URL's host and check every address against `allow`, all at once; the
     refusal of each URL that may not be called."""
-    distinct = list(dict.fromkeys(urls))
+    refused: dict[str, IntakeError] = {}
+    hosts: set[str] = set()
+    distinct = []
+    for url in dict.fromkeys(urls):
+        target = targets.parse(url)
+        if not targets.is_literal(target.host) and target.host not in hosts:
+            if len(hosts) == MAX_CALLBACK_HOSTS:
+                refused[url] = IntakeError(f"one request may name at most {MAX_CALLBACK_HOSTS} callback host "
+                                           "names; send the rest in another request", code="callback_refused")
+                continue
+            hosts.add(target.host)
+        distinct.append(url)
     outcomes = await asyncio.gather(*(targets.checked_async(allow, targets.parse(u)) for u in distinct),
                                     return_exceptions=True)
-    refused: dict[str, IntakeError] = {}
     for url, outcome in zip(distinct, outcomes, strict=True):
         if isinstance(outcome, targets.TargetRefused):
             refused[url] = IntakeError(outcome.message, code="callback_refused")

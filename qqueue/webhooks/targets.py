@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from qqueue.errors import ConfigError, QQueueError
 
 __all__ = ["MAX_URL_LENGTH", "AllowList", "Target", "TargetRefused", "TargetUnresolved", "allow_list", "checked",
-           "checked_async", "parse", "refusal"]
+           "checked_async", "is_literal", "parse", "refusal"]
 
 #: Longest callback URL accepted (the database refuses longer ones too).
 MAX_URL_LENGTH = 2048
@@ -90,6 +90,11 @@ def parse(url: str) -> Target:
     if parts.query:
         path += "?" + parts.query
     return Target(url=url, scheme=scheme, host=host, port=port or (443 if scheme == "https" else 80), path=path)
+
+
+def is_literal(host: str) -> bool:
+    """Whether the host is an address (no lookup needed)."""
+    return _literal(host) is not None
 
 
 def _literal(host: str) -> Address | None:

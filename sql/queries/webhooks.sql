@@ -21,6 +21,14 @@ RETURNING d.id, d.task_id, d.tenant, d.url, d.task_status, d.task_attempt, d.fin
           CASE WHEN d.tenant IS NULL THEN (SELECT s.secret FROM qqueue.webhook_service_secret s)
                ELSE (SELECT t.webhook_secret FROM qqueue.tenants t WHERE t.name = d.tenant) END AS secret;
 
+-- name: webhook_delivery_list :many
+-- A task's deliveries, oldest first, for operators and tests (the tenant filter keeps tenants apart).
+SELECT d.id, d.task_id, d.url, d.task_status, d.task_attempt, d.attempts, d.next_attempt_at,
+       d.last_status_code, d.last_error, d.delivered_at, d.abandoned_at, d.created_at
+FROM qqueue.webhook_deliveries d
+WHERE d.task_id = %(task_id)s AND (%(tenant)s::text IS NULL OR d.tenant = %(tenant)s::text)
+ORDER BY d.id;
+
 -- name: webhook_delivery_record :exec
 -- The outcome of each send of a claimed batch, in one statement. Fenced on `attempts`: a row that was claimed
 -- again after this claim lapsed belongs to the newer attempt, which records its own outcome.
@@ -35,14 +43,6 @@ FROM jsonb_to_recordset(%(outcomes)s::jsonb) AS o(
     id bigint, attempts integer, status_code integer, error text, delivered boolean, abandon boolean,
     retry_in_s double precision)
 WHERE d.id = o.id AND d.attempts = o.attempts AND d.delivered_at IS NULL AND d.abandoned_at IS NULL;
-
--- name: webhook_delivery_list :many
--- A task's deliveries, oldest first, for operators and tests (the tenant filter keeps tenants apart).
-SELECT d.id, d.task_id, d.url, d.task_status, d.task_attempt, d.attempts, d.next_attempt_at,
-       d.last_status_code, d.last_error, d.delivered_at, d.abandoned_at, d.created_at
-FROM qqueue.webhook_deliveries d
-WHERE d.task_id = %(task_id)s AND (%(tenant)s::text IS NULL OR d.tenant = %(tenant)s::text)
-ORDER BY d.id;
 
 -- name: webhook_listen :exec
 LISTEN qqueue_webhooks_v1;

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import time
 
 import pytest
 
 from qqueue.errors import ConfigError
 from qqueue.webhooks import signature_header, targets, verify
+from tests.conftest import REPO
 
 SECRET = "whsec_" + "ab" * 32
 BODY = b'{"event":"task.finished","status":"completed"}'
@@ -85,3 +87,15 @@ def test_a_host_name_resolving_to_loopback_is_refused_and_an_allowed_name_passes
 def test_a_bad_allow_list_entry_is_a_configuration_error(entry):
     with pytest.raises(ConfigError, match="allow-list"):
         targets.AllowList.from_entries([entry])
+
+
+def test_the_readme_receiver_snippet_verifies_what_qqueue_signs():
+    section = (REPO / "README.md").read_text().split("### Webhooks", 1)[1].split("\n## ", 1)[0]
+    [code] = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    scope: dict[str, object] = {}
+    exec(compile(code, "README.md webhooks example", "exec"), scope)  # noqa: S102
+    readme_verify = scope["verify"]
+    assert callable(readme_verify)
+    header = signature_header(SECRET, BODY)
+    assert readme_verify(SECRET, header, BODY) and not readme_verify(SECRET, header, BODY + b"x")
+    assert not readme_verify(SECRET, signature_header(SECRET, BODY, timestamp=int(time.time()) - 400), BODY)
