@@ -7,7 +7,6 @@ refused loopback. The worker's backoff is a few hundredths of a second, so a red
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from qqueue.store import queue as q
 from qqueue.store import webhooks
 from qqueue.tasks import TaskSpec
 from qqueue.webhooks import verify
-from tests.conftest import WorkerProcess, live_workers, wait_until
+from tests.conftest import WorkerProcess, serving_worker, wait_until
 from tests.e2e.api_support import ApiServer
 from tests.e2e.test_api import module_db, sql  # noqa: F401 (fixtures)
 from tests.e2e.test_tenants import counts, tenant_key
@@ -89,18 +88,8 @@ def api(module_db: str) -> Iterator[ApiServer]:  # noqa: F811
 
 @pytest.fixture(scope="module")
 def worker(module_db: str, sql: psycopg.Connection[Any]) -> Iterator[WorkerProcess]:  # noqa: F811
-    saved = dict(os.environ)
-    os.environ.update(WEBHOOK_ENV)  # WorkerProcess passes its environment on
-    try:
-        proc = WorkerProcess(module_db, "--concurrency", "1", "--queue", QUEUE)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    wait_until(lambda: live_workers(sql) >= 1, timeout_s=60)
-    yield proc
-    proc.kill_all()
-    print(f"--- worker output ---\n{proc.output()}")
-    proc.log.close()
+    with serving_worker(module_db, sql, "--concurrency", "1", "--queue", QUEUE, env=WEBHOOK_ENV) as proc:
+        yield proc
 
 
 def hook_path() -> str:
