@@ -16,14 +16,17 @@ from typing import Any
 import msgspec
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
 from qqueue.api.schemas import WebhookEvent
+from qqueue.cli import app
+from qqueue.client import Client
 from qqueue.store import queue as q
 from qqueue.store import webhooks
 from qqueue.tasks import TaskSpec
 from qqueue.webhooks import verify
 from tests.conftest import WorkerProcess, serving_worker, wait_until
-from tests.e2e.api_support import ApiServer
+from tests.e2e.api_support import BELL, ApiServer
 from tests.e2e.test_api import module_db, sql  # noqa: F401 (fixtures)
 from tests.e2e.test_tenants import counts, tenant_key
 
@@ -99,10 +102,8 @@ def hook_path() -> str:
 def test_a_tenants_task_is_posted_when_it_completes_signed_with_the_tenants_secret(api, worker, receiver, sql):  # noqa: F811
     tenant, headers = tenant_key(sql)
     path = hook_path()
-    answer = api.client.post("/tasks", json={"kind": "noop", "queue": QUEUE, "callback_url": receiver.url(path)},
-                             headers=headers)
-    assert answer.status_code == 201, answer.text
-    task_id = answer.json()["task_id"]
+    with Client(api.url, api_key=headers["Authorization"].split(" ", 1)[1]) as client:
+        task_id = str(client.submit(None, kind="noop", queue=QUEUE, callback_url=receiver.url(path)).task_id)
     [(got, body)] = wait_until(lambda: receiver.received(path), timeout_s=30)
     secret = webhooks.secret(sql, tenant)
     assert verify(secret, got["X-QQueue-Signature"], body)
@@ -141,6 +142,18 @@ def test_a_receiver_failing_twice_gets_the_same_notice_a_third_time_and_it_is_re
     assert event.error is not None and "boom" in event.error.message
 
 
+def test_a_refused_target_that_reached_the_queue_anyway_is_checked_again_at_send_time_and_abandoned(
+        worker, receiver, sql):  # noqa: F811
+    # Queued by Python (as plain SQL could), past the API's check: the worker refuses to send it.
+    path = hook_path()
+    [done] = q.enqueue_many(sql, [TaskSpec(kind="noop", queue=QUEUE,
+                                           callback_url=f"http://127.0.0.1:{receiver.port}{path}")])
+    [delivery] = wait_until(lambda: [d for d in webhooks.deliveries(sql, done.id) if d.abandoned_at is not None])
+    assert delivery.attempts == 1 and delivery.delivered_at is None
+    assert delivery.last_error is not None and "loopback" in delivery.last_error
+    assert receiver.received(path) == []
+
+
 @pytest.mark.parametrize("url", [
     "http://127.0.0.1:{port}/hook", "http://10.0.0.7/hook", "http://169.254.169.254/latest/meta-data/",
     "http://[::1]:{port}/hook", "http://[::ffff:127.0.0.1]/", "file:///etc/passwd", "http://localhost:{port}/hook",
@@ -160,3 +173,21 @@ def test_refused_callback_targets_are_a_422_and_nothing_is_written(api, receiver
     items = batch.json()["items"]
     assert items[0]["error"]["code"] == "callback_refused" and items[1]["task_id"]
     assert counts(sql)[0] == before[0] + 1
+
+
+def test_the_cli_prints_and_rotates_webhook_secrets_and_refuses_a_loopback_callback(module_db, sql, tmp_path):  # noqa: F811
+    tenant, _ = tenant_key(sql)
+    cli = CliRunner()
+    shown = cli.invoke(app, ["keys", "webhook-secret", tenant, "--database-url", module_db])
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.strip() == webhooks.secret(sql, tenant)
+    rotated = cli.invoke(app, ["keys", "webhook-secret", "--rotate", "--database-url", module_db])
+    assert rotated.exit_code == 0 and rotated.stdout.strip() == webhooks.secret(sql, None)
+    assert cli.invoke(app, ["keys", "webhook-secret", "nobody", "--database-url", module_db]).exit_code == 1
+    circuit = tmp_path / "bell.qasm"
+    circuit.write_text(BELL)
+    before = counts(sql)
+    refused = cli.invoke(app, ["submit", str(circuit), "--callback-url", "http://127.0.0.1:9/hook",
+                               "--database-url", module_db])
+    assert refused.exit_code == 1 and "allow-list" in refused.output
+    assert counts(sql) == before
