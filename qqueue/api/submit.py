@@ -30,10 +30,20 @@ MAX_METADATA_BYTES = 8192
 _encoder = msgspec.json.Encoder(order="sorted")
 
 
+#: Submission fields added after Idempotency-Keys were first hashed: left out of the hash while unset, so a
+#: request replayed across an upgrade still matches the hash its first attempt stored.
+_LATER_FIELDS = ("callback_url",)
+
+
 def request_hash(body: Any) -> str:
     """A hash of the decoded request: equal for equal requests however their JSON was spelt (key order,
     spacing, defaults written out or not), different for any difference in what was asked."""
-    return hashlib.sha256(_encoder.encode(body)).hexdigest()
+    plain = msgspec.to_builtins(body)
+    if isinstance(plain, dict):
+        for name in _LATER_FIELDS:
+            if name in plain and plain[name] is None:
+                del plain[name]
+    return hashlib.sha256(_encoder.encode(plain)).hexdigest()
 
 
 def intake_request(sub: TaskSubmission, *, raw_kinds: Sequence[str], default_timeout_s: float,
