@@ -24,7 +24,6 @@ timeouts, and a stall of more than a few seconds is logged).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import weakref
@@ -172,11 +171,10 @@ class EventHub:
     async def stop(self) -> None:
         """End every stream and stop reading."""
         self.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def open(self, where: EventFilter, *, ready_timeout_s: float) -> Subscription:
         """A new stream's subscription; raises `EventStreamsFullError` when every stream is taken or the server

@@ -7,7 +7,9 @@ of its own. Every event's `id:` is its qqueue.task_events id.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -15,6 +17,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get
 from litestar.exceptions import ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
@@ -24,6 +27,7 @@ from qqueue.api.context import ApiContext
 from qqueue.api.errors import documented
 from qqueue.api.eventhub import Subscription
 from qqueue.api.params import Api, NameFilter
+from qqueue.api.schemas import JobEvent, TaskEvent
 from qqueue.errors import DatabaseUnavailableError
 from qqueue.store import reads
 
@@ -63,7 +67,11 @@ class EventController(Controller):
     tags = ["events"]
 
     @get("/", summary="Task and job status changes, as server-sent events", cache=False,
-         responses=documented("400", "401", "503"))
+         media_type="text/event-stream",
+         responses={200: ResponseSpec(data_container=TaskEvent | JobEvent, media_type="text/event-stream",
+                                      description="A stream of events; each event's data is a TaskEvent "
+                                                  "(event: task.status) or a JobEvent (event: job.status)"),
+                    **documented("400", "401", "503")})
     async def events(
         self, request: Request[Any, Any, Any], api: Api,
         task_id: Annotated[
@@ -78,6 +86,12 @@ class EventController(Controller):
             str | None,
             HeaderParameter(name="Last-Event-ID", required=False, max_length=64,
                             description="Resume after this event: every later change, none twice."),
+        ] = None,
+        duration_s: Annotated[
+            float | None,
+            QueryParameter(ge=0, le=86400, required=False,
+                           description="End the stream after this many seconds (0: once the missed events are "
+                                       "sent); unset, it lasts until the client leaves or the server stops."),
         ] = None,
         last_event_id: Annotated[
             str | None,
@@ -94,6 +108,8 @@ class EventController(Controller):
         its most streams (QQUEUE_API_EVENTS_MAX_STREAMS)."""
         if task_id is not None and len(task_id) > MAX_TASK_IDS:
             raise ValidationException(detail=f"task_id: at most {MAX_TASK_IDS} task ids per stream")
+        if duration_s is not None and not math.isfinite(duration_s):
+            raise ValidationException(detail="duration_s: must be a finite number of seconds")
         after = _last_event_id(last_event_id_header, last_event_id)
         where = reads.EventFilter(tenant=tenant_of(request.scope),
                                   task_ids=frozenset(task_id) if task_id is not None else None,
@@ -101,13 +117,17 @@ class EventController(Controller):
         stream = await api.events.open(where, ready_timeout_s=_READY_TIMEOUT_S)
         cid = correlation.from_scope(request.scope)
         log.info("event stream opened", extra={"correlation_id": cid, "after": after, "streams": api.events.streams})
-        body = api.events.tie(stream, _body(api, stream, after, cid))
+        body = api.events.tie(stream, _body(api, stream, after, duration_s, cid))
         return ServerSentEvent(body)
 
 
-async def _body(api: ApiContext, stream: Subscription, after: int | None, cid: str) -> AsyncIterator[Any]:
+async def _body(
+    api: ApiContext, stream: Subscription, after: int | None, duration_s: float | None, cid: str
+) -> AsyncIterator[Any]:
     """What the stream sends: the missed events, then the live ones, with keepalives in the quiet."""
     position = stream.start if after is None else after
+    clock = asyncio.get_running_loop().time
+    end = None if duration_s is None else clock() + duration_s
     try:
         while position < stream.start:
             batch = await api.read(reads.event_batch(position, CATCH_UP_PAGE, stream.where, upto=stream.start))
@@ -118,8 +138,15 @@ async def _body(api: ApiContext, stream: Subscription, after: int | None, cid: s
             position = batch.rows[-1].id
         position = max(position, stream.start)
         while True:
-            rows = await stream.next(api.settings.api_events_keepalive_s)
+            wait_s = api.settings.api_events_keepalive_s
+            if end is not None:
+                if clock() >= end:
+                    return
+                wait_s = min(wait_s, end - clock())
+            rows = await stream.next(wait_s)
             if rows is None:
+                return
+            if not rows and end is not None and clock() >= end:
                 return
             if not rows:
                 yield _KEEPALIVE
