@@ -8,6 +8,7 @@ worker, test_api's, consumes only 'default'). The server polls the history every
 from __future__ import annotations
 
 import json
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -222,3 +223,17 @@ def test_a_full_server_refuses_one_stream_more_with_503_and_takes_it_once_one_cl
 def _opens(api: ApiServer, headers: dict[str, str]) -> bool:
     with api.client.stream("GET", "/events", headers=headers) as response:
         return response.status_code == 200
+
+
+def test_open_streams_end_cleanly_when_the_server_stops(api, sql):  # noqa: F811
+    # Last in the module: it stops the module's server.
+    headers = tenant(sql)
+    with stream(api, headers) as events:
+        events.until(lambda got: events.keepalives > 0)
+        api.proc.send_signal(signal.SIGINT)
+        # The stream ends (the server closes it), rather than being cut off after the graceful period.
+        with pytest.raises(AssertionError, match="the stream ended"):
+            events.until(lambda got: False)
+    # Ctrl-C: uvicorn exits as an interrupted process does (128 + SIGINT) once everything has shut down.
+    assert api.proc.wait(30) in (0, 128 + signal.SIGINT)
+    assert "timeout graceful shutdown exceeded" not in api.output()
