@@ -67,6 +67,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     api_max_batch_body_bytes: int = 32 * 1024 * 1024
     #: Long-poll waiters are re-checked against the database this often even without a notification.
     api_wait_backstop_s: float = 5.0
+    #: GET /events: streams one API process serves at once (one more answers 503), how often its event reader
+    #: reads the status history, and the quiet after which a stream sends a `: keepalive` comment.
+    api_events_max_streams: int = 100
+    api_events_poll_s: float = 0.5
+    api_events_keepalive_s: float = 15.0
     #: Require `Authorization: Bearer <key>` (keys from `qqueue keys create`) on every endpoint but /health; each
     #: tenant then sees only its own tasks.
     api_auth: bool = False
@@ -119,6 +124,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if not 1 <= self.intake_processes <= 64 or self.intake_memory_bytes < 64 * 1024**2 or \
                 self.intake_deadline_s <= 0 or self.intake_batch_budget_s <= 0:
             raise ConfigError("intake needs 1 to 64 processes, at least 64 MiB each and positive time limits")
+        if not 1 <= self.api_events_max_streams <= 100_000 or not 0.01 <= self.api_events_poll_s <= 60 or \
+                not 0.1 <= self.api_events_keepalive_s <= 3600:
+            raise ConfigError("event streams need 1 to 100,000 streams, a poll of 0.01 to 60 s and a keepalive of "
+                              "0.1 to 3600 s")
         if not 1 <= self.job_chunk_size <= 100_000:
             raise ConfigError("job_chunk_size must be between 1 and 100,000 parameter sets")
         if not 1 <= self.webhook_max_attempts <= 100 or self.webhook_backoff_base_s < 0 or \
