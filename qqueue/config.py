@@ -67,6 +67,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     api_max_batch_body_bytes: int = 32 * 1024 * 1024
     #: Long-poll waiters are re-checked against the database this often even without a notification.
     api_wait_backstop_s: float = 5.0
+    #: GET /events: streams one API process serves at once (one more answers 503), how often its event reader
+    #: reads the status history, and the quiet after which a stream sends a `: keepalive` comment.
+    api_events_max_streams: int = 100
+    api_events_poll_s: float = 0.5
+    api_events_keepalive_s: float = 15.0
     #: Require `Authorization: Bearer <key>` (keys from `qqueue keys create`) on every endpoint but /health; each
     #: tenant then sees only its own tasks.
     api_auth: bool = False
@@ -87,6 +92,21 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Parameter sets per task of a job: a PUB with more is split into contiguous parts that different
     #: workers run at once (a job may choose its own, `chunk_size`).
     job_chunk_size: int = 250
+    #: Webhooks: hosts and addresses callbacks may reach although not public (loopback, private ranges...):
+    #: addresses, CIDR ranges, host names or `*.domain` (QQUEUE_WEBHOOK_ALLOW=10.0.0.0/8,hooks.internal).
+    webhook_allow: list[str] = msgspec.field(default_factory=list)
+    #: Whether workers send due webhooks (a thread with a database session of its own in each worker).
+    webhook_deliver: bool = True
+    #: Sends per delivery before it is given up, and the backoff between them: base * 2**(n-1), capped, +-50%.
+    webhook_max_attempts: int = 8
+    webhook_backoff_base_s: float = 5.0
+    webhook_backoff_cap_s: float = 3600.0
+    #: Time limit of one send (connect, write, read the answer's head).
+    webhook_timeout_s: float = 10.0
+    #: Backstop poll for due deliveries; a notification wakes the deliverer at once otherwise.
+    webhook_poll_interval_s: float = 5.0
+    #: The API's address as receivers reach it, for the `result_url` of webhooks (else a path is sent).
+    public_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency is not None and not 1 <= self.concurrency <= 1024:
@@ -104,15 +124,27 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if not 1 <= self.intake_processes <= 64 or self.intake_memory_bytes < 64 * 1024**2 or \
                 self.intake_deadline_s <= 0 or self.intake_batch_budget_s <= 0:
             raise ConfigError("intake needs 1 to 64 processes, at least 64 MiB each and positive time limits")
+        if not 1 <= self.api_events_max_streams <= 100_000 or not 0.01 <= self.api_events_poll_s <= 60 or \
+                not 0.1 <= self.api_events_keepalive_s <= 3600:
+            raise ConfigError("event streams need 1 to 100,000 streams, a poll of 0.01 to 60 s and a keepalive of "
+                              "0.1 to 3600 s")
         if not 1 <= self.job_chunk_size <= 100_000:
             raise ConfigError("job_chunk_size must be between 1 and 100,000 parameter sets")
+        if not 1 <= self.webhook_max_attempts <= 100 or self.webhook_backoff_base_s < 0 or \
+                self.webhook_backoff_cap_s < self.webhook_backoff_base_s or not 0 < self.webhook_timeout_s <= 300 \
+                or self.webhook_poll_interval_s <= 0:
+            raise ConfigError("webhooks need 1 to 100 attempts, a backoff base no larger than its cap, a send "
+                              "timeout of up to 300 s and a positive poll interval")
+        from qqueue.webhooks.targets import AllowList
+
+        AllowList.from_entries(self.webhook_allow)  # a bad entry is a configuration error at start
 
     def effective_concurrency(self) -> int:
         """Slots to run: the configured number, or the machine's core count."""
         return self.concurrency or (os.cpu_count() or 1)
 
 
-_LIST_FIELDS = {"queues", "imports", "api_raw_kinds"}
+_LIST_FIELDS = {"queues", "imports", "api_raw_kinds", "webhook_allow"}
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -94,6 +94,14 @@ class IntakeBusyError(QQueueError):
         self.retry_after_s = retry_after_s
 
 
+class EventStreamsFullError(QQueueError):
+    """This API process serves as many event streams as it may, or is stopping; retry shortly."""
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class IntakeError(QQueueError):
     """The submitted circuit or options were rejected before queueing.
 

@@ -61,6 +61,8 @@ class TaskSpec(msgspec.Struct, kw_only=True):
     job_id: uuid.UUID | None = None
     job_pub: int | None = None
     job_part: int | None = None
+    #: POSTed a signed notice when the task ends (qqueue.webhooks); checked against the allow-list by intake.
+    callback_url: str | None = None
     #: Assigned at enqueue when unset.
     id: uuid.UUID | None = None
 

@@ -18,6 +18,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -128,8 +129,8 @@ def wait_until(condition: Callable[[], Any], timeout_s: float = 30.0, interval_s
 class WorkerProcess:
     """A real `qqueue worker` subprocess."""
 
-    def __init__(self, db_url: str, *args: str) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    def __init__(self, db_url: str, *args: str, env: dict[str, str] | None = None) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         env.pop("QQUEUE_DATABASE_URL", None)
         # A file, not a pipe: a chatty worker must never block on a full pipe nobody reads.
         self.log = tempfile.TemporaryFile(mode="w+")
@@ -163,6 +164,18 @@ class WorkerProcess:
         except ProcessLookupError:
             pass
         self.proc.wait(10)
+
+
+@contextmanager
+def serving_worker(db_url: str, conn: psycopg.Connection[Any], *args: str,
+                   env: dict[str, str] | None = None) -> Iterator[WorkerProcess]:
+    """A worker that has registered (so is taking tasks) for the block; killed after it, its output printed."""
+    proc = WorkerProcess(db_url, *args, env=env)
+    wait_until(lambda: live_workers(conn) >= 1, timeout_s=60)
+    yield proc
+    proc.kill_all()
+    print(f"--- worker {proc.pid} output ---\n{proc.output()}")
+    proc.log.close()
 
 
 @pytest.fixture

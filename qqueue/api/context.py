@@ -1,5 +1,5 @@
-"""What the API's request handlers share: its options, the connection pool and the long-poll waiters, and
-the lifespan that opens and closes them.
+"""What the API's request handlers share: its options, the connection pool, the long-poll waiters and the
+event reader, and the lifespan that opens and closes them.
 
 The pool is created once and never replaced. When the database goes away, requests answer 503 and the pool
 reconnects by itself (psycopg_pool, with backoff); a failed request also makes the pool test its idle
@@ -23,6 +23,7 @@ import psycopg
 from litestar import Litestar
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from qqueue.api.eventhub import EventHub
 from qqueue.api.waiters import FinishedWaiters
 from qqueue.config import Settings
 from qqueue.errors import DatabaseUnavailableError
@@ -45,7 +46,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 class ApiContext:
-    """What the request handlers share: settings, the query pool and the long-poll waiters."""
+    """What the request handlers share: settings, the query pool, the long-poll waiters and the event reader."""
 
     def __init__(self, settings: Settings, database_url: str) -> None:
         self.settings = settings
@@ -72,6 +73,8 @@ class ApiContext:
         self.intake = ParserPool(processes=settings.intake_processes, memory_bytes=settings.intake_memory_bytes,
                                  deadline_s=settings.intake_deadline_s, batch_budget_s=settings.intake_batch_budget_s)
         self.waiters = FinishedWaiters(self._listen_connection, self._finished, backstop_s=settings.api_wait_backstop_s)
+        self.events = EventHub(self._event_rows, poll_s=settings.api_events_poll_s,
+                               max_streams=settings.api_events_max_streams)
         #: monotonic time of the first failure of the current outage; None while the database answers.
         self._down_since: float | None = None
         self._check_task: asyncio.Task[None] | None = None
@@ -81,6 +84,9 @@ class ApiContext:
 
     async def _finished(self, ids: list[uuid.UUID]) -> list[uuid.UUID]:
         return await self.read(reads.finished_of(ids))
+
+    async def _event_rows(self, after: int, limit: int) -> reads.EventBatch:
+        return await self.read(reads.event_batch(after, limit))
 
     @asynccontextmanager
     async def connection(self, timeout: float | None = None) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -156,10 +162,12 @@ class ApiContext:
             # In the background: /health answers at once, and a submission arriving first waits for a parser.
             threading.Thread(target=self.intake.start, name="intake-start", daemon=True).start()
             self.waiters.start()
+            self.events.start()
             log.info("api ready (pool of %d to %d connections)", self.settings.api_pool_min_size,
                      self.settings.api_pool_max_size)
             yield
         finally:
+            await self.events.stop()
             await self.waiters.stop()
             await self.pool.close()
             self.intake.close()

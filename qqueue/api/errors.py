@@ -30,6 +30,7 @@ from qqueue.api.schemas import PATTERN_WORDS, ErrorAnswer, ErrorDetail
 from qqueue.errors import (
     CursorError,
     DatabaseUnavailableError,
+    EventStreamsFullError,
     IdempotencyConflictError,
     IntakeBusyError,
     IntakeError,
@@ -63,7 +64,8 @@ _DESCRIPTIONS = {
     "422": "Rejected by preflight (the circuit cannot be parsed or exceeds the limits)",
     "429": "The tenant is over its submission rate or pending-task limit; retry after Retry-After seconds "
            "(servers started with --auth)",
-    "503": "Database unavailable, or every circuit parser busy; retry after Retry-After seconds",
+    "503": "Database unavailable, every circuit parser busy, or (GET /events) every event stream taken; retry "
+           "after Retry-After seconds",
 }
 
 
@@ -128,6 +130,13 @@ def intake_busy(request: Request[Any, Any, Any], exc: IntakeBusyError) -> Respon
     log.warning("answered 503: every intake parser is busy", extra=_context(request))
     return error_response(HTTP_503_SERVICE_UNAVAILABLE, exc.message,
                           error=ErrorDetail(code="intake_busy", message=exc.message),
+                          headers={"Retry-After": str(max(1, int(exc.retry_after_s)))})
+
+
+def streams_full(request: Request[Any, Any, Any], exc: EventStreamsFullError) -> Response[ErrorAnswer]:
+    log.warning("answered 503: %s", exc.message, extra=_context(request))
+    return error_response(HTTP_503_SERVICE_UNAVAILABLE, exc.message,
+                          error=ErrorDetail(code="event_streams_full", message=exc.message),
                           headers={"Retry-After": str(max(1, int(exc.retry_after_s)))})
 
 
@@ -204,6 +213,7 @@ EXCEPTION_HANDLERS: dict[type[Exception], ExceptionHandler] = {
     IdempotencyConflictError: idempotency_conflict,
     IntakeError: intake_error,
     IntakeBusyError: intake_busy,
+    EventStreamsFullError: streams_full,
     RateLimitedError: rate_limited,
     DatabaseUnavailableError: database_unavailable,
     SchemaNotReadyError: database_unavailable,

@@ -53,7 +53,7 @@ def serve(settings: Settings, database_url: str, host: str = "127.0.0.1", port: 
 
 class _Server(uvicorn.Server):
     """uvicorn's server, plus one thing: when a shutdown begins, pending long-polls answer at once with their
-    task's current state, instead of being cut off when the graceful period runs out."""
+    task's current state and event streams end, instead of being cut off when the graceful period runs out."""
 
     def __init__(self, config: uvicorn.Config, context: ApiContext) -> None:
         super().__init__(config)
@@ -61,6 +61,7 @@ class _Server(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self._context.waiters.close()
+        self._context.events.close()
         await super().shutdown(sockets=sockets)
 
 

@@ -9,6 +9,7 @@ sleep and fail under `qqueue dev` and the benchmarks) are queued with the `paylo
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from qqueue.api.schemas import TaskSubmission
 from qqueue.errors import IntakeError
 from qqueue.intake import CIRCUIT_KINDS, IntakeLimits, IntakeRequest, ParserPool, PreparedTask
 from qqueue.tasks import TaskSpec
+from qqueue.webhooks import targets
 
 #: Largest `metadata` object accepted, encoded as JSON.
 MAX_METADATA_BYTES = 8192
@@ -28,10 +30,20 @@ MAX_METADATA_BYTES = 8192
 _encoder = msgspec.json.Encoder(order="sorted")
 
 
+#: Submission fields added after Idempotency-Keys were first hashed: left out of the hash while unset, so a
+#: request replayed across an upgrade still matches the hash its first attempt stored.
+_LATER_FIELDS = ("callback_url",)
+
+
 def request_hash(body: Any) -> str:
     """A hash of the decoded request: equal for equal requests however their JSON was spelt (key order,
     spacing, defaults written out or not), different for any difference in what was asked."""
-    return hashlib.sha256(_encoder.encode(body)).hexdigest()
+    plain = msgspec.to_builtins(body)
+    if isinstance(plain, dict):
+        for name in _LATER_FIELDS:
+            if name in plain and plain[name] is None:
+                del plain[name]
+    return hashlib.sha256(_encoder.encode(plain)).hexdigest()
 
 
 def intake_request(sub: TaskSubmission, *, raw_kinds: Sequence[str], default_timeout_s: float,
@@ -43,6 +55,8 @@ def intake_request(sub: TaskSubmission, *, raw_kinds: Sequence[str], default_tim
     if sub.run_at is not None:
         _utc(sub)
     check_metadata(sub.metadata)
+    if sub.callback_url is not None:
+        callback_target(sub.callback_url)
     if sub.options.basis_gates:
         no_nul(msgspec.json.encode(sub.options.basis_gates), "options.basis_gates")
     if sub.qc is not None and "\x00" in sub.qc:
@@ -64,6 +78,43 @@ def intake_request(sub: TaskSubmission, *, raw_kinds: Sequence[str], default_tim
                          limits=limits or IntakeLimits(), timeout_s=sub.timeout_s or default_timeout_s,
                          parameter_values=sub.parameter_values, observables=sub.observables,
                          precision=sub.precision, outputs=list(sub.outputs) if sub.outputs is not None else None)
+
+
+def callback_target(url: str) -> targets.Target:
+    """A callback URL's form checked (scheme, length, no credentials); raises `IntakeError` (422)."""
+    try:
+        return targets.parse(url)
+    except targets.TargetRefused as exc:
+        raise IntakeError(exc.message, code="callback_refused") from None
+
+
+#: Host names one request's callbacks may name: each is a DNS lookup on the API's resolver threads.
+MAX_CALLBACK_HOSTS = 16
+
+
+async def check_callbacks(urls: Sequence[str], allow: targets.AllowList) -> dict[str, IntakeError]:
+    """Resolve each distinct callback URL's host and check every address against `allow`, all at once; the
+    refusal of each URL that may not be called."""
+    refused: dict[str, IntakeError] = {}
+    hosts: set[str] = set()
+    distinct = []
+    for url in dict.fromkeys(urls):
+        target = targets.parse(url)
+        if not targets.is_literal(target.host) and target.host not in hosts:
+            if len(hosts) == MAX_CALLBACK_HOSTS:
+                refused[url] = IntakeError(f"one request may name at most {MAX_CALLBACK_HOSTS} callback host "
+                                           "names; send the rest in another request", code="callback_refused")
+                continue
+            hosts.add(target.host)
+        distinct.append(url)
+    outcomes = await asyncio.gather(*(targets.checked_async(allow, targets.parse(u)) for u in distinct),
+                                    return_exceptions=True)
+    for url, outcome in zip(distinct, outcomes, strict=True):
+        if isinstance(outcome, targets.TargetRefused):
+            refused[url] = IntakeError(outcome.message, code="callback_refused")
+        elif isinstance(outcome, BaseException):
+            raise outcome
+    return refused
 
 
 def check_metadata(metadata: dict[str, Any]) -> None:
@@ -103,7 +154,7 @@ def to_spec(
         timeout_s=sub.timeout_s, idempotency_key=idempotency_key, correlation_id=correlation_id, tags=sub.tags,
         metadata=sub.metadata, profile=prepared.profile if prepared else None,
         cache_key=prepared.cache_key if prepared else None,
-        request_hash=request_hash if idempotency_key else None, tenant=tenant,
+        request_hash=request_hash if idempotency_key else None, tenant=tenant, callback_url=sub.callback_url,
     )
 
 
@@ -123,13 +174,20 @@ async def to_specs(
     subs: Sequence[TaskSubmission | IntakeError], pool: ParserPool, *, raw_kinds: Sequence[str],
     default_timeout_s: float,
     correlation_id: str, idempotency_key: str | None, request_hash: str | None = None, per_item_keys: bool = True,
-    tenant: str | None = None,
+    tenant: str | None = None, callback_allow: targets.AllowList | None = None,
 ) -> list[TaskSpec | IntakeError]:
     """A spec for each submission, or the error refusing it, in order (an item already refused, as a batch
     item that did not decode, stays refused); every circuit goes through the parser pool in one round. With
     `per_item_keys` (batches), item i of a request sent with an Idempotency-Key gets the
-    key "{key}/{i}", so a replayed batch finds each of its tasks again; otherwise the key is used as is."""
+    key "{key}/{i}", so a replayed batch finds each of its tasks again; otherwise the key is used as is.
+    Callback URLs are resolved and checked against `callback_allow` before any circuit is parsed."""
     checked = [_checked(sub, raw_kinds, default_timeout_s) for sub in subs]
+    urls = [sub.callback_url for sub, c in zip(subs, checked, strict=True)
+            if isinstance(sub, TaskSubmission) and sub.callback_url is not None and not isinstance(c, IntakeError)]
+    if urls:
+        refused = await check_callbacks(urls, callback_allow or targets.AllowList())
+        checked = [refused.get(sub.callback_url, c) if isinstance(sub, TaskSubmission) and sub.callback_url
+                   and not isinstance(c, IntakeError) else c for sub, c in zip(subs, checked, strict=True)]
     requests = [c for c in checked if isinstance(c, IntakeRequest)]
     answers = iter(await pool.prepare_many_async(requests) if requests else [])
     out: list[TaskSpec | IntakeError] = []

@@ -54,6 +54,7 @@ from qqueue.store import reads
 from qqueue.store.queue import Submitted, cancel_async, enqueue_many_async, retry_many_async
 from qqueue.store.retries import RetryFilter, RetryResult, bulk_answer
 from qqueue.tasks import TERMINAL_STATUSES, TaskSpec, TaskStatus
+from qqueue.webhooks import targets
 
 log = logging.getLogger("qqueue.api")
 
@@ -73,7 +74,8 @@ async def _specs(
     """Check submissions; their circuits are parsed by the API's parser processes while the loop serves others."""
     return await submit.to_specs(subs, api.intake, raw_kinds=api.settings.api_raw_kinds,
                                  default_timeout_s=api.settings.default_timeout_s, correlation_id=cid,
-                                 idempotency_key=key, request_hash=digest, per_item_keys=batch, tenant=tenant)
+                                 idempotency_key=key, request_hash=digest, per_item_keys=batch, tenant=tenant,
+                                 callback_allow=targets.allow_list(tuple(api.settings.webhook_allow)))
 
 
 class TaskController(Controller):

@@ -1,4 +1,5 @@
-"""`qqueue keys create|revoke|ls`: the API keys and tenants that `qqueue serve --auth` checks, in the database."""
+"""`qqueue keys create|revoke|ls|webhook-secret`: the API keys and tenants that `qqueue serve --auth` checks, and
+the secrets webhooks are signed with, in the database."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from qqueue.cli.common import fail, print_json
 from qqueue.cli.connect import Database
 from qqueue.cli.options import AsJsonList, with_options
 
-app = typer.Typer(help="API keys and tenants (used by `qqueue serve --auth`).", no_args_is_help=True)
+app = typer.Typer(help="API keys, tenants and their webhook secrets (used by `qqueue serve --auth`).",
+                  no_args_is_help=True)
 
 
 @app.command("create")
@@ -88,3 +90,26 @@ def keys_list(
     from qqueue.console import table
 
     table(rows, ["prefix", "tenant", "role", "label", "created_at", "revoked_at"], title="API keys")
+
+
+@app.command("webhook-secret")
+@with_options
+def keys_webhook_secret(
+    tenant: Annotated[str | None, typer.Argument(
+        help="The tenant; leave out for the service-wide secret (tasks queued without API keys).")] = None,
+    rotate: Annotated[bool, typer.Option("--rotate", help="Replace the secret with a new one first.")] = False,
+    *,
+    database: Database,
+) -> None:
+    """Print the secret a tenant's webhooks are signed with (HMAC-SHA256, `X-QQueue-Signature`).
+
+    Every tenant has one from its creation; --rotate replaces it, and every send from then on (retries
+    included) is signed with the new one. Example: qqueue keys webhook-secret acme --rotate
+    """
+    from qqueue.store import webhooks
+
+    value = database.run(lambda conn: (webhooks.rotate_secret if rotate else webhooks.secret)(conn, tenant))
+    typer.echo(value)
+    if rotate:
+        typer.secho(f"new webhook secret for {'tenant ' + tenant if tenant else 'tasks without a tenant'}; "
+                    "the old one no longer signs", err=True)

@@ -49,6 +49,8 @@ def submit(
     max_attempts: Annotated[int, typer.Option(min=1, max=100, help="Tries before a task fails for good.")] = 3,
     idempotency_key: Annotated[str | None, typer.Option(
         help="Submitting again with this key queues nothing new (several files: KEY/0, KEY/1, …).")] = None,
+    callback_url: Annotated[str | None, typer.Option(
+        help="POST a signed notice here when each task ends (see the README, \"Webhooks\").")] = None,
     wait: WaitSeconds = None,
     output: Annotated[str | None, typer.Option(
         "--output", "-o", help="With --wait, for convert and transpile: write the program it returns here.")] = None,
@@ -79,6 +81,8 @@ def submit(
                               "timeout_s": timeout, "max_attempts": max_attempts}
     if metadata is not None:
         common["metadata"] = _metadata(metadata)
+    if callback_url is not None:
+        common["callback_url"] = callback_url
     client = api(ctx)
     if client is not None:
         with talking(client):
@@ -160,6 +164,8 @@ def _submit_local(settings: Settings, files: list[str], sources: list[bytes], ki
     from qqueue.tasks import TaskSpec
 
     limit_s = common["timeout_s"] or settings.default_timeout_s
+    if common.get("callback_url") is not None:
+        _check_callback(common["callback_url"], settings)
     specs: dict[int, TaskSpec] = {}
     refused: dict[int, str] = {}
     for index, source in enumerate(sources):
@@ -186,6 +192,16 @@ def _submit_local(settings: Settings, files: list[str], sources: list[bytes], ki
             "error": refused[index]}
         done.append((file, ids.get(index), refused.get(index), value if len(files) == 1 else {"file": file, **value}))
     return done, database_url
+
+
+def _check_callback(url: str, settings: Settings) -> None:
+    """What the API checks of a callback URL, here: its form, and every address its host resolves to."""
+    from qqueue.webhooks import targets
+
+    try:
+        targets.checked(targets.allow_list(tuple(settings.webhook_allow)), targets.parse(url))
+    except targets.TargetRefused as exc:
+        fail(exc.message)
 
 
 #: Waits for one task up to some seconds; answers its row for the terminal and its value for --json.

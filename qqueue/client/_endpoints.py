@@ -90,11 +90,13 @@ def submit(
     outputs: Sequence[str] | None = None,
     idempotency_key: str | None = None,
     payload: Mapping[str, Any] | None = None,
+    callback_url: str | None = None,
 ) -> Exchange[SubmitAnswer]:
     """Queue one task (POST /tasks); fields left None are not sent, so the server's defaults apply.
 
     The Idempotency-Key is `idempotency_key`, or one made for this call and sent on every retry, so a
     submit whose answer was lost is never queued twice. `payload` is for the test kinds without a circuit.
+    `callback_url` is POSTed a signed `WebhookEvent` when the task ends (`qqueue.webhooks.verify` checks it).
     Raises `ApiError` (422 with `code`, `line`, `column` for a circuit preflight refuses).
     """
     # Unset fields (None, or no tags) are left out so that the server's defaults apply; `TaskSubmission`
@@ -104,7 +106,7 @@ def submit(
         "tags": builtins.list(tags) or None, "metadata": metadata, "run_at": run_at, "delay_s": delay_s,
         "max_attempts": max_attempts, "timeout_s": timeout_s, "parameter_values": parameter_values,
         "observables": observables, "precision": precision, "outputs": builtins.list(outputs) if outputs else None,
-        "payload": payload,
+        "payload": payload, "callback_url": callback_url,
     }
     body = {name: value for name, value in fields.items() if value is not None}
     return ops.submitting("/tasks", SubmitAnswer, body, idempotency_key)

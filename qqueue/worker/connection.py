@@ -82,6 +82,10 @@ class Link:
         """A session for the outcome writer, which owns and closes it. Raises `DatabaseUnavailableError`."""
         return self._open("qqueue-worker-outcomes")
 
+    def open_webhooks(self) -> psycopg.Connection[Any]:
+        """A session for the webhook deliverer, which owns and closes it. Raises `DatabaseUnavailableError`."""
+        return self._open("qqueue-worker-webhooks")
+
     def _open(self, application_name: str) -> psycopg.Connection[Any]:
         return db.connect(self._url, application_name=application_name,
                           statement_timeout_s=self._settings.statement_timeout_s,

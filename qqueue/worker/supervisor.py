@@ -7,7 +7,7 @@ around the state they share: `held` (the tasks held) and `slots`.
 
 Because it never runs a circuit, a CPU-bound task can never starve lease renewal (a known cause of duplicate runs
 in asyncio queues). It holds three connections (queries, LISTEN, and the outcome writer's: `writer`) however
-many slots it runs.
+many slots it runs, and a fourth for the webhook deliverer (`qqueue.webhooks.deliverer`), a thread of its own.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from qqueue import __version__
 from qqueue.config import Settings
 from qqueue.errors import DatabaseUnavailableError
 from qqueue.store import db, migrate
+from qqueue.webhooks.deliverer import Deliverer
 from qqueue.worker.completer import Completer
 from qqueue.worker.connection import Connections, Link
 from qqueue.worker.dispatch import Dispatcher, Pace
@@ -65,6 +66,9 @@ class Supervisor:
         self.dispatcher = Dispatcher(settings, self.worker_id, self.held, self.slots, self.completer, pace)
         self.leases = Leases(settings, self.worker_id, self.held, self.slots, self.completer)
         self.maintenance = Maintenance(settings, self.worker_id)
+        #: Sends due webhooks on a thread and session of its own (None when this worker does not).
+        self.deliverer = Deliverer(settings, self.link.open_webhooks, self.worker_id) if settings.webhook_deliver \
+            else None
         self.stopping = False
         self.stop_deadline = 0.0
         self.exit_code = EXIT_OK
@@ -80,6 +84,8 @@ class Supervisor:
         migrate.check_current(conn)
         self.completer.start_writer(self.link.open_outcomes, self._wake)
         self.maintenance.check_autovacuum(conn)
+        if self.deliverer is not None:
+            self.deliverer.start()
         # Slots first: a worker is listed live once it can take tasks, not while its forkserver still imports
         # the kind modules (seconds), when workers that came up sooner would take every task of a burst.
         self.slots.start(self.concurrency)
@@ -306,6 +312,8 @@ class Supervisor:
 
     def close(self) -> None:
         """Release the database connections and the signal wakeup sockets (safe to call twice)."""
+        if self.deliverer is not None:
+            self.deliverer.stop()
         self.completer.close()
         self.link.close()
         self._wake_r.close()

@@ -241,16 +241,16 @@ SELECT status, at, attempt, worker_id, note FROM qqueue.task_events WHERE task_i
 -- An idempotency key already present inserts nothing; the caller looks the existing task up.
 INSERT INTO qqueue.tasks (id, queue, kind, priority, payload, profile, max_attempts, run_at, timeout_s,
                           idempotency_key, request_hash, correlation_id, tags, metadata, cache_key, tenant,
-                          job_id, job_pub, job_part)
+                          job_id, job_pub, job_part, callback_url)
 SELECT t.id, t.queue, t.kind, t.priority, t.payload, t.profile, t.max_attempts,
        coalesce(t.run_at, now() + make_interval(secs => coalesce(t.delay_s, 0))),
        t.timeout_s, t.idempotency_key, t.request_hash, t.correlation_id, t.tags, t.metadata, t.cache_key, t.tenant,
-       t.job_id, t.job_pub, t.job_part
+       t.job_id, t.job_pub, t.job_part, t.callback_url
 FROM jsonb_to_recordset(%(tasks)s::jsonb) AS t(
     id uuid, queue text, kind text, priority smallint, payload jsonb, profile jsonb, max_attempts integer,
     run_at timestamptz, delay_s double precision, timeout_s double precision, idempotency_key text,
     request_hash text, correlation_id text, tags text[], metadata jsonb, cache_key text, tenant text,
-    job_id uuid, job_pub integer, job_part integer)
+    job_id uuid, job_pub integer, job_part integer, callback_url text)
 ON CONFLICT ((coalesce(tenant, '')), idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id, created_at, run_at;
 

@@ -25,7 +25,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from qqueue.store import db, migrate
-from tests.conftest import WorkerProcess, live_workers, wait_until
+from tests.conftest import WorkerProcess, serving_worker, wait_until
 from tests.e2e.api_support import BELL, ApiServer, private_postgres
 
 pytestmark = pytest.mark.slow
@@ -66,12 +66,8 @@ def api(module_db: str) -> Iterator[ApiServer]:
 @pytest.fixture(scope="module")
 def worker(module_db: str, sql: psycopg.Connection[Any]) -> Iterator[WorkerProcess]:
     """One worker on the 'default' queue (so the idle-… queues of other tests are never consumed)."""
-    proc = WorkerProcess(module_db, "--concurrency", "2")
-    wait_until(lambda: live_workers(sql) >= 1, timeout_s=60)
-    yield proc
-    proc.kill_all()
-    print(f"--- worker {proc.pid} output ---\n{proc.output()}")
-    proc.log.close()
+    with serving_worker(module_db, sql, "--concurrency", "2") as proc:
+        yield proc
 
 
 def idle_queue() -> str:

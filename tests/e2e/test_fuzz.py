@@ -102,7 +102,12 @@ def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any]) -> st
 @SCHEMA.hook
 def map_case(context: Any, case: Any) -> Any:
     """A long-poll (`wait`) on a task that has not ended would hold the run for up to a minute: aim it at one that
-    has ended instead (answered at once)."""
+    has ended instead (answered at once). An event stream lasts as long as it is asked to, or for ever: ask for
+    one that ends once it has sent what the history holds, unless the drawn `duration_s` is refused anyway."""
+    if case.operation.path == "/events":
+        drawn = (case.query or {}).get("duration_s")
+        if drawn is None or _endless(drawn):
+            case.query = {**(case.query or {}), "duration_s": 0}
     task_id = (case.path_parameters or {}).get("task_id")
     if task_id in KNOWN["unfinished"] and "wait" in (case.query or {}):
         finished = KNOWN["finished"]
@@ -133,6 +138,15 @@ def flatmap_body(context: Any, body: Any) -> st.SearchStrategy[Any]:
 
 def _runnable(body: dict[str, Any], kind: str) -> dict[str, Any]:
     return {**{k: v for k, v in body.items() if k in EXACT_FIELDS}, "kind": kind}
+
+
+def _endless(value: Any) -> bool:
+    """Whether a drawn `duration_s` would be taken and hold the stream open for more than a moment."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    return number > 0.2 or number != number
 
 
 def _is_uuid(value: str) -> bool:

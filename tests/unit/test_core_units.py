@@ -71,3 +71,13 @@ def test_a_result_postgres_cannot_store_fails_its_task_not_the_worker():
     assert run_one("echo", {"text": "fine"}) == (True, b'{"text":"fine"}')
     ok, body = run_one("nope", {})
     assert not ok and b"unknown task kind" in body
+
+
+def test_an_idempotency_hash_is_unchanged_by_submission_fields_added_since_and_left_unset():
+    from qqueue.api.schemas import TaskSubmission
+    from qqueue.api.submit import request_hash
+
+    # The hash this submission had before `callback_url` existed: a key stored then still matches a replay.
+    before = "7ba44360ecb89286365b65b0c0ac73f87ef11dec28e8da3c81ee982137973152"
+    assert request_hash(TaskSubmission(kind="noop", queue="x")) == before
+    assert request_hash(TaskSubmission(kind="noop", queue="x", callback_url="https://example.com/h")) != before

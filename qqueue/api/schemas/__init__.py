@@ -4,8 +4,9 @@ Litestar decodes request bodies into these and generates the OpenAPI document fr
 from the domain records (`qqueue.tasks`): the wire may rename or hide, the domain never bends to HTTP.
 Constraints mirror the CHECKs of qqueue.tasks, so a bad value is a 400 at the door, not a database error.
 
-By concern: `common` (name rules, annotated scalars, simulation options, errors), `tasks`, `jobs` and
-`service` (health, queues, workers, backends). Every name is importable from here.
+By concern: `common` (name rules, annotated scalars, simulation options, errors), `tasks`, `jobs`, `events`,
+`service` (health, queues, workers, backends) and `webhooks` (what a callback receives). Every name is
+importable from here.
 """
 
 from qqueue.api.schemas.common import (
@@ -22,6 +23,7 @@ from qqueue.api.schemas.common import (
     Tag,
     UtcTime,
 )
+from qqueue.api.schemas.events import JobEvent, TaskEvent
 from qqueue.api.schemas.jobs import (
     MAX_JOB_PUBS,
     JobCancelAnswer,
@@ -58,14 +60,15 @@ from qqueue.api.schemas.tasks import (
     Timings,
     decode_item,
 )
+from qqueue.api.schemas.webhooks import WebhookError, WebhookEvent
 
 __all__ = [
     "MAX_BATCH", "MAX_JOB_PUBS", "MAX_RETRY_BATCH", "BulkRetryAnswer", "BulkRetryRequest", "RetryAnswer",
     "RetryRequest", "NAME_PATTERN", "PATTERN_WORDS", "TAG_PATTERN", "BackendInfo", "BatchAnswer",
     "BatchItem", "BatchSubmission", "CancelAnswer", "ErrorAnswer", "ErrorDetail", "Health", "JobCancelAnswer",
-    "JobDetail", "JobFailure", "JobPage", "JobProgress", "JobStatus", "JobSubmission", "JobSubmitAnswer",
+    "JobDetail", "JobEvent", "JobFailure", "JobPage", "JobProgress", "JobStatus", "JobSubmission", "JobSubmitAnswer",
     "JobSummary", "JobTask", "KindName", "Observables", "ParameterValues", "PubResult", "PubSubmission",
     "QueueControls", "QueueLimit", "QueueName", "QueueStats", "SimulationOptions", "StatusChange", "SubmitAnswer",
-    "Tag", "TaskDetail", "TaskPage", "TaskSubmission", "TaskSummary", "Timings", "UtcTime", "WorkerInfo",
-    "decode_item",
+    "Tag", "TaskDetail", "TaskEvent", "TaskPage", "TaskSubmission", "TaskSummary", "Timings", "UtcTime",
+    "WebhookError", "WebhookEvent", "WorkerInfo", "decode_item",
 ]

@@ -23,6 +23,7 @@ from qqueue.api.schemas.common import (
 )
 from qqueue.intake.model import MAX_SHOTS
 from qqueue.tasks import TaskStatus
+from qqueue.webhooks.targets import MAX_URL_LENGTH
 
 #: Most tasks one POST /tasks/batch may carry.
 MAX_BATCH = 1000
@@ -62,6 +63,9 @@ class TaskSubmission(Struct, kw_only=True, forbid_unknown_fields=True):
     precision: Annotated[float, Meta(ge=0, le=1)] | None = None
     #: kind "simulate" with shots 0: exact outputs instead of counts.
     outputs: Annotated[list[Literal["counts", "statevector", "probabilities"]], Meta(max_length=3)] | None = None
+    #: POSTed a signed `WebhookEvent` when the task ends (README, "Webhooks"): http(s), no credentials, and a
+    #: public address unless the server's allow-list names it.
+    callback_url: Annotated[str, Meta(min_length=1, max_length=MAX_URL_LENGTH)] | None = None
 
 
 class BatchSubmission(Struct, kw_only=True, forbid_unknown_fields=True):
