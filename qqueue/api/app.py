@@ -22,6 +22,7 @@ from qqueue.api.context import ApiContext
 from qqueue.api.errors import EXCEPTION_HANDLERS, JsonBodyRequest
 from qqueue.api.health import OperationsController
 from qqueue.api.jobs import JobController
+from qqueue.api.metrics import FleetMetrics, metrics
 from qqueue.api.tasks import BatchController, TaskController
 from qqueue.config import Settings
 
@@ -37,12 +38,14 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
     >>> uvicorn.run(app, host="0.0.0.0", port=8000)
     """
     context = ApiContext(settings, database_url)
-    middleware = [bearer_auth()] if settings.api_auth else []
+    fleet = FleetMetrics(context)
+    # The timer first (outermost), so it also sees the requests authentication refuses.
+    middleware = [fleet.middleware(), *([bearer_auth()] if settings.api_auth else [])]
     security = Components(security_schemes={"apiKey": SecurityScheme(
         type="http", scheme="bearer", description="A key from `qqueue keys create`.")})
     app = Litestar(
         route_handlers=[
-            Router(path="/", route_handlers=[TaskController, OperationsController, BackendController],
+            Router(path="/", route_handlers=[TaskController, OperationsController, BackendController, metrics],
                    request_max_body_size=settings.api_max_body_bytes),
             Router(path="/", route_handlers=[BatchController, JobController],
                    request_max_body_size=settings.api_max_batch_body_bytes),
@@ -63,7 +66,7 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
             security=[{"apiKey": []}] if settings.api_auth else None,
         ),
         logging_config=None,
-        state=State({"api": context}),
+        state=State({"api": context, "metrics": fleet}),
         middleware=middleware,
     )
     _document_batch_items(app)
