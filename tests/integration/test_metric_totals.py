@@ -10,7 +10,7 @@ import pytest
 
 from qqueue.api.metrics import fleet_exposition
 from qqueue.store import metric_reads, queue, reads
-from tests.metrics_support import FAILURES, Samples, database_says, parse, run_workload, value
+from tests.metrics_support import FAILURES, Samples, age_finished_tasks, database_says, parse, run_workload, value
 
 Q = "metrics"
 
@@ -51,20 +51,13 @@ def test_metrics_after_a_known_workload_equal_what_the_database_says(conn: psyco
         assert [v for _, v in buckets] == sorted(v for _, v in buckets), "buckets are cumulative"
 
 
-def _age_finished_tasks(conn: psycopg.Connection[Any]) -> None:
-    # A day back, every time of a task together: waits and run times stay what they were.
-    conn.execute("UPDATE qqueue.tasks SET created_at = created_at - interval '1 day', run_at = run_at - interval "
-                 "'1 day', started_at = started_at - interval '1 day', finished_at = finished_at - interval '1 day' "
-                 "WHERE finished_at IS NOT NULL")
-
-
 @pytest.mark.parametrize("rolled_up_first", [True, False], ids=["rolled-up", "not-rolled-up"])
 @pytest.mark.parametrize("how", ["purge", "delete", "truncate"])
 def test_counters_and_histograms_stay_when_finished_tasks_are_deleted(
     conn: psycopg.Connection[Any], how: str, rolled_up_first: bool
 ) -> None:
     run_workload(conn, Q)
-    _age_finished_tasks(conn)
+    age_finished_tasks(conn)
     if rolled_up_first:
         before = scrape(conn)  # moves the mark past the aged tasks: they are in the totals now
         assert conn.execute("SELECT upto > now() - interval '1 hour' FROM qqueue.metric_rollup_mark").fetchone()[0]
