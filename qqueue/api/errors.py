@@ -34,6 +34,7 @@ from qqueue.errors import (
     IntakeBusyError,
     IntakeError,
     InvalidTransitionError,
+    MetricsCatchingUpError,
     NotFoundError,
     RateLimitedError,
     SchemaNotReadyError,
@@ -130,6 +131,13 @@ def intake_busy(request: Request[Any, Any, Any], exc: IntakeBusyError) -> Respon
                           headers={"Retry-After": str(max(1, int(exc.retry_after_s)))})
 
 
+def metrics_catching_up(request: Request[Any, Any, Any], exc: MetricsCatchingUpError) -> Response[ErrorAnswer]:
+    log.info("answered 503: the metrics are rolling up a backlog", extra=_context(request))
+    return error_response(HTTP_503_SERVICE_UNAVAILABLE, exc.message,
+                          error=ErrorDetail(code="metrics_catching_up", message=exc.message),
+                          headers={"Retry-After": "1"})
+
+
 def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[ErrorAnswer]:
     """Bad JSON, wrong types, unknown fields, bad path or query values: 400 naming what was wrong."""
     problems = exc.extra if isinstance(exc.extra, list) else []
@@ -203,6 +211,7 @@ EXCEPTION_HANDLERS: dict[type[Exception], ExceptionHandler] = {
     IdempotencyConflictError: idempotency_conflict,
     IntakeError: intake_error,
     IntakeBusyError: intake_busy,
+    MetricsCatchingUpError: metrics_catching_up,
     RateLimitedError: rate_limited,
     DatabaseUnavailableError: database_unavailable,
     SchemaNotReadyError: database_unavailable,

@@ -17,7 +17,6 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -30,6 +29,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from qqueue.api.errors import documented
+from qqueue.errors import MetricsCatchingUpError
 from qqueue.store import metric_reads
 from qqueue.store.metric_reads import MetricsSnapshot
 
@@ -44,15 +44,13 @@ __all__ = ["METRICS_ACCESS", "FleetMetrics", "fleet_exposition", "fleet_families
 #: are the fleet's, not a tenant's); with keys off, anyone. An operator-only guard belongs here.
 METRICS_ACCESS: dict[str, Any] = {}
 
-#: How long one scrape may spend rolling up a backlog of finished tasks before it reads what it has (the rest is
-#: added row by row, and rolled up by the next scrapes).
+#: How long one scrape may spend rolling up a backlog of finished tasks. A scrape that could not catch up answers
+#: 503 rather than add the rest row by row (a cost that grows with the backlog); the next scrapes go on from there.
 ROLL_UP_BUDGET_S = 5.0
 
 #: The request histogram's bounds: from a millisecond to a minute-long long-poll (`?wait=60`).
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-#: The route label of a request that matched no route (it has no template; its path is not a label).
-UNMATCHED = "unmatched"
 
 
 class FleetMetrics:
@@ -80,13 +78,10 @@ class FleetMetrics:
 
     async def _read(self) -> MetricsSnapshot:
         deadline = time.monotonic() + ROLL_UP_BUDGET_S
-        mark: datetime | None = None
-        while True:
-            step = await self._api.read(metric_reads.roll_up(self._lag_s))
-            mark = step.mark
-            if step.folded < metric_reads.ROLL_UP_ROWS or time.monotonic() >= deadline:
-                break
-        return await self._api.read(metric_reads.snapshot(mark))
+        while (step := await self._api.read(metric_reads.roll_up(self._lag_s))).folded >= metric_reads.ROLL_UP_ROWS:
+            if time.monotonic() >= deadline:
+                raise MetricsCatchingUpError()
+        return await self._api.read(metric_reads.snapshot(step.mark))
 
     def exposition(self, snapshot: MetricsSnapshot) -> bytes:
         """The text format of the fleet's figures followed by this process's own."""
@@ -201,7 +196,8 @@ class _RequestTimer:
             status = exc.status_code
             raise
         finally:
-            route = scope.get("path_template") or UNMATCHED
+            # Middleware runs once a route matched, so there is always a template; the raw path never is a label.
+            route = scope.get("path_template") or "unknown"
             self.histogram.labels(method, route, str(status)).observe(time.perf_counter() - started)
 
 

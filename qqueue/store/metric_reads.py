@@ -27,8 +27,8 @@ __all__ = [
     "snapshot",
 ]
 
-#: Tasks one roll-up step folds at most (a few hundred milliseconds of database time on a small machine).
-ROLL_UP_ROWS = 100_000
+#: Tasks one roll-up step folds at most (about a second of database time on a small, busy machine).
+ROLL_UP_ROWS = 50_000
 
 
 def roll_up_lag_s(statement_timeout_s: float) -> float:

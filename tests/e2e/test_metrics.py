@@ -15,9 +15,10 @@ import pytest
 from litestar.testing import TestClient
 from psycopg.conninfo import make_conninfo
 
+from qqueue.api import metrics
 from qqueue.api.app import create_app
 from qqueue.config import load_settings
-from qqueue.store import db, keys, queue
+from qqueue.store import db, keys, metric_reads, queue
 from tests.e2e.api_support import ApiServer
 from tests.metrics_support import (
     FAILURES,
@@ -136,3 +137,24 @@ def test_with_api_keys_on_metrics_need_a_key(module_db, sql):
     timed = {dict(k)["status"]: v for (n, k), v in samples.items()
              if n == "qqueue_http_request_duration_seconds_count" and dict(k)["route"] == "/metrics"}
     assert timed == {"401": 1}, "the refusal is timed too (a scrape is observed once it has answered)"
+
+
+def test_a_backlog_too_large_for_one_scrape_answers_503_until_rolled_up_then_the_same_figures(
+        db_url, conn, monkeypatch):
+    run_workload(conn, Q)
+    age_finished_tasks(conn)
+    with app_instance(db_url) as api:
+        expected = steady(scrape(api))
+        # As a database migrated with many finished tasks stands before its first scrape.
+        conn.execute("UPDATE qqueue.metric_rollup_mark SET upto = '-infinity'")
+        conn.execute("TRUNCATE qqueue.metric_task_totals, qqueue.metric_histogram_totals")
+        # Steps of one task, and no time for a second step within a scrape: the backlog takes several scrapes.
+        monkeypatch.setattr(metric_reads, "ROLL_UP_ROWS", 1)
+        monkeypatch.setattr(metrics, "ROLL_UP_BUDGET_S", 0.0)
+        refused = api.get("/metrics")
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        assert refused.json()["error"]["code"] == "metrics_catching_up"
+        answers = [api.get("/metrics") for _ in range(10)]
+        codes = [a.status_code for a in answers]
+        assert codes[-1] == 200 and set(codes) <= {200, 503}, codes
+        assert steady(parse(answers[-1].text)) == expected
