@@ -201,7 +201,7 @@ class _RequestTimer:
             self.histogram.labels(method, route, str(status)).observe(time.perf_counter() - started)
 
 
-@get("/metrics", summary="Prometheus metrics", tags=["operations"], cache=False,
+@get("/metrics", summary="Prometheus metrics", tags=["operations"], cache=False, media_type=CONTENT_TYPE_LATEST,
      responses=documented("401", "503"), **METRICS_ACCESS)
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     """The fleet's figures from the database (the same from every API process) and this process's request
@@ -209,4 +209,4 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     fleet: FleetMetrics = request.app.state["metrics"]
     snap = await fleet.snapshot()
     body = await anyio.to_thread.run_sync(fleet.exposition, snap)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    return Response(body)
