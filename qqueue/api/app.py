@@ -45,10 +45,11 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
         type="http", scheme="bearer", description="A key from `qqueue keys create`.")})
     app = Litestar(
         route_handlers=[
-            Router(path="/", route_handlers=[TaskController, OperationsController, BackendController, metrics],
+            Router(path="/", route_handlers=[TaskController, OperationsController, BackendController],
                    request_max_body_size=settings.api_max_body_bytes),
             Router(path="/", route_handlers=[BatchController, JobController],
                    request_max_body_size=settings.api_max_batch_body_bytes),
+            metrics,
         ],
         dependencies={"api": Provide(lambda: context, use_cache=True, sync_to_thread=False)},
         lifespan=[context.lifespan],

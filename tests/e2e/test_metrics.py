@@ -13,13 +13,13 @@ from typing import Any
 import psycopg
 import pytest
 from litestar.testing import TestClient
-from psycopg.conninfo import make_conninfo
 
 from qqueue.api import metrics
 from qqueue.api.app import create_app
 from qqueue.config import load_settings
 from qqueue.store import db, keys, metric_reads, queue
 from tests.e2e.api_support import ApiServer
+from tests.e2e.test_api import module_db  # noqa: F401 (a fixture)
 from tests.metrics_support import (
     FAILURES,
     Samples,
@@ -36,18 +36,6 @@ pytestmark = pytest.mark.slow
 Q = "metrics"
 #: Every scrape reads the database: the figures compared are the database's at that moment.
 NO_CACHE = {"QQUEUE_API_METRICS_CACHE_S": "0"}
-
-
-@pytest.fixture(scope="module")
-def module_db(server_url: str, template_db: str) -> Iterator[str]:
-    name = f"qqueue_metrics_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"'.encode())
-    yield make_conninfo(server_url, dbname=name)
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
-                      "AND pid <> pg_backend_pid()", (name,))
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"'.encode())
 
 
 @pytest.fixture(scope="module")
