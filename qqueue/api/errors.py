@@ -63,7 +63,8 @@ _DESCRIPTIONS = {
     "422": "Rejected by preflight (the circuit cannot be parsed or exceeds the limits)",
     "429": "The tenant is over its submission rate or pending-task limit; retry after Retry-After seconds "
            "(servers started with --auth)",
-    "503": "Database unavailable, or every circuit parser busy; retry after Retry-After seconds",
+    "503": "Database unavailable, every circuit parser busy, or (GET /metrics) a backlog still being rolled up; "
+           "retry after Retry-After seconds",
 }
 
 

@@ -52,11 +52,17 @@ def test_metrics_after_a_known_workload_equal_what_the_database_says(conn: psyco
 
 
 @pytest.mark.parametrize("rolled_up_first", [True, False], ids=["rolled-up", "not-rolled-up"])
-@pytest.mark.parametrize("how", ["purge", "delete", "truncate"])
+@pytest.mark.parametrize("how", ["purge", "delete", "job", "truncate"])
 def test_counters_and_histograms_stay_when_finished_tasks_are_deleted(
     conn: psycopg.Connection[Any], how: str, rolled_up_first: bool
 ) -> None:
     run_workload(conn, Q)
+    if how == "job":  # the finished tasks become the parts of one job, which goes with them
+        job = conn.execute("INSERT INTO qqueue.jobs (kind, queue, pubs, shapes, sizes, tasks_total) "
+                           "VALUES ('sample', %s, 1, '[[6]]', '{6}', 6) RETURNING id", (Q,)).fetchone()[0]
+        conn.execute("UPDATE qqueue.tasks t SET job_id = %s, job_pub = 0, job_part = p.n - 1 FROM (SELECT id, "
+                     "row_number() OVER (ORDER BY id) AS n FROM qqueue.tasks WHERE finished_at IS NOT NULL) p "
+                     "WHERE t.id = p.id", (job,))
     age_finished_tasks(conn)
     if rolled_up_first:
         before = scrape(conn)  # moves the mark past the aged tasks: they are in the totals now
@@ -67,6 +73,8 @@ def test_counters_and_histograms_stay_when_finished_tasks_are_deleted(
         assert queue.purge_batch(conn, older_than_s=3600, limit=1000) == 6
     elif how == "delete":
         conn.execute("DELETE FROM qqueue.tasks WHERE status IN ('completed', 'failed', 'cancelled')")
+    elif how == "job":
+        conn.execute("DELETE FROM qqueue.jobs")
     else:
         conn.execute("TRUNCATE qqueue.tasks")
     after = scrape(conn)
