@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from qqueue.api.metrics import fleet_exposition
-from qqueue.store import metric_reads, queue, reads
+from qqueue.store import db, metric_reads, queue, reads
 from tests.metrics_support import FAILURES, Samples, age_finished_tasks, database_says, parse, run_workload, value
 
 Q = "metrics"
@@ -84,3 +84,17 @@ def test_counters_and_histograms_stay_when_finished_tasks_are_deleted(
     for status in ("completed", "failed", "cancelled"):
         assert value(after, "qqueue_tasks", queue=Q, status=status) == 0
     assert conn.execute("SELECT count(*) FROM qqueue.task_events").fetchone()[0] == (0 if how == "truncate" else 2)
+
+
+def test_tasks_inserted_already_finished_behind_the_mark_are_counted_and_purged_to_zero(
+    conn: psycopg.Connection[Any],
+) -> None:
+    scrape(conn)  # the mark moves to a minute ago; the fill below is an hour old
+    db.run(conn, "bench_fill_finished", queue="history", count=3)
+    filled = scrape(conn)
+    assert value(filled, "qqueue_tasks_completed_total", queue="history", kind="noop") == 3
+    assert value(filled, "qqueue_tasks", queue="history", status="completed") == 3
+    assert queue.purge_batch(conn, older_than_s=600, limit=1000) == 3
+    purged = scrape(conn)
+    assert value(purged, "qqueue_tasks_completed_total", queue="history", kind="noop") == 3
+    assert value(purged, "qqueue_tasks", queue="history", status="completed") == 0
