@@ -31,7 +31,7 @@ from prometheus_client.utils import floatToGoString
 from qqueue.api.errors import documented
 from qqueue.errors import MetricsCatchingUpError
 from qqueue.store import metric_reads
-from qqueue.store.metric_reads import MetricsSnapshot
+from qqueue.store.metric_reads import HistogramCell, MetricsSnapshot
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
@@ -116,13 +116,10 @@ def fleet_families(snap: MetricsSnapshot) -> list[Metric]:
                                             f"ones included).", labels=labels)
                 for status, labels in (("completed", ["queue", "kind"]), ("failed", ["queue", "kind", "error_type"]),
                                        ("cancelled", ["queue", "kind"]))}
-    per_label: dict[tuple[str, ...], int] = defaultdict(int)
-    for f in snap.finished:
+    for f in sorted(snap.finished, key=lambda f: (f.status, f.queue, f.kind, f.error_type)):
         stored[f.queue, f.status] += f.tasks
-        key: tuple[str, ...] = (f.status, f.queue, f.kind) + ((f.error_type,) if f.status == "failed" else ())
-        per_label[key] += f.tasks
-    for key, value in sorted(per_label.items()):
-        counters[key[0]].add_metric(list(key[1:]), value)
+        labels = [f.queue, f.kind, f.error_type] if f.status == "failed" else [f.queue, f.kind]
+        counters[f.status].add_metric(labels, f.tasks)
     for g in snap.gone:
         stored[g.queue, g.status] -= g.tasks
 
@@ -152,17 +149,16 @@ def _histograms(snap: MetricsSnapshot) -> list[Metric]:
              "run_time": ("qqueue_task_run_seconds", "From the start of a task's last attempt to its end, for tasks "
                           "that ended completed or failed.")}
     bounds = [*snap.buckets, None]
-    cells: dict[tuple[str, str, str], dict[float | None, tuple[int, float]]] = defaultdict(dict)
+    cells: dict[tuple[str, str, str], dict[float | None, HistogramCell]] = defaultdict(dict)
     for c in snap.histograms:
-        n, s = cells[c.metric, c.queue, c.kind].get(c.le, (0, 0.0))
-        cells[c.metric, c.queue, c.kind][c.le] = (n + c.observations, s + c.seconds)
+        cells[c.metric, c.queue, c.kind][c.le] = c
     families = {metric: HistogramMetricFamily(name, text, labels=["queue", "kind"])
                 for metric, (name, text) in helps.items()}
     for (metric, queue, kind), by_le in sorted(cells.items(), key=lambda item: item[0]):
         cumulative, total, buckets = 0, 0.0, []
         for le in bounds:
-            n, s = by_le.get(le, (0, 0.0))
-            cumulative, total = cumulative + n, total + s
+            if (cell := by_le.get(le)) is not None:
+                cumulative, total = cumulative + cell.observations, total + cell.seconds
             buckets.append(("+Inf" if le is None else floatToGoString(le), cumulative))
         families[metric].add_metric([queue, kind], buckets, sum_value=total)
     return list(families.values())

@@ -52,7 +52,7 @@ def roll_up(lag_s: float, max_rows: int = ROLL_UP_ROWS) -> Read[RollUp]:
 
 
 class FinishedCount(msgspec.Struct, kw_only=True, frozen=True):
-    """Tasks of a queue and kind that ended so (ever: rolled up, deleted or still stored)."""
+    """Tasks of a queue and kind that ended so (ever: rolled up, deleted or still stored); one per series."""
 
     queue: str
     kind: str
@@ -71,7 +71,8 @@ class GoneCount(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class HistogramCell(msgspec.Struct, kw_only=True, frozen=True):
-    """One bucket of a histogram (not cumulative): observations at most `le` seconds and above the bound below."""
+    """One bucket of a histogram series (not cumulative): observations at most `le` seconds and above the bound
+    below; one per series and bound."""
 
     metric: Literal["queue_wait", "run_time"]
     queue: str

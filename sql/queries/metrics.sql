@@ -9,8 +9,8 @@ SELECT folded, nullif(mark, '-infinity') AS mark FROM qqueue.metric_roll_up(%(la
 -- Every figure of a scrape in one statement, hence one snapshot: a roll-up or a purge commits its totals and its
 -- rows together, so each finished task is seen once, in the totals or as a row finished since the mark. Those
 -- rows are read through tasks_finished_idx and grouped three ways in one pass (by how they ended, by queue-wait
--- bucket, by run-time bucket); pending and running tasks through their partial indexes. Each part comes back as
--- JSON text: one round trip, one row.
+-- bucket, by run-time bucket) and added to the totals per series; pending and running tasks through their partial
+-- indexes. Each part comes back as JSON text: one round trip, one row.
 WITH mark AS (
     SELECT upto FROM qqueue.metric_rollup_mark
 ), facts AS (
@@ -51,13 +51,16 @@ WITH mark AS (
 SELECT
     (SELECT coalesce(jsonb_agg(jsonb_build_object('queue', queue, 'kind', kind, 'status', status,
                                                   'error_type', error_type, 'tasks', tasks)), '[]')
-     FROM finished)::text AS finished_json,
+     FROM (SELECT queue, kind, status, error_type, sum(tasks) AS tasks FROM finished GROUP BY 1, 2, 3, 4) f
+    )::text AS finished_json,
     (SELECT coalesce(jsonb_agg(jsonb_build_object('queue', queue, 'status', status, 'tasks', tasks)), '[]')
      FROM qqueue.metric_gone_totals)::text AS gone_json,
     (SELECT coalesce(jsonb_agg(jsonb_build_object('metric', metric, 'queue', queue, 'kind', kind,
                                                   'le', nullif(le, 'Infinity'), 'observations', observations,
                                                   'seconds', seconds)), '[]')
-     FROM histograms)::text AS histograms_json,
+     FROM (SELECT metric, queue, kind, le, sum(observations) AS observations, sum(seconds) AS seconds
+           FROM histograms GROUP BY 1, 2, 3, 4) h
+    )::text AS histograms_json,
     (SELECT coalesce(jsonb_agg(jsonb_build_object('queue', queue, 'status', status, 'tasks', tasks, 'due', due,
                                                   'oldest_due_age_s', oldest_due_age_s)), '[]')
      FROM unfinished)::text AS unfinished_json,
