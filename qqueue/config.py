@@ -72,6 +72,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     api_events_max_streams: int = 100
     api_events_poll_s: float = 0.5
     api_events_keepalive_s: float = 15.0
+    #: GET /metrics reads the database at most once per this many seconds per API process; scrapes in between
+    #: (several Prometheus servers, a dashboard) get the same figures. 0 reads on every scrape.
+    api_metrics_cache_s: float = 2.0
     #: Require `Authorization: Bearer <key>` (keys from `qqueue keys create`) on every endpoint but /health; each
     #: tenant then sees only its own tasks.
     api_auth: bool = False
@@ -119,6 +122,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError("retention_s must be at least 60 seconds")
         if self.api_tenant_max_pending < 0 or self.api_tenant_submit_rate <= 0 or self.api_tenant_submit_burst < 1:
             raise ConfigError("tenant limits must be positive (max pending may be 0)")
+        if not 0 <= self.api_metrics_cache_s <= 60:
+            raise ConfigError("api_metrics_cache_s must be between 0 and 60 seconds")
         if not self.queues:
             raise ConfigError("at least one queue is required")
         if not 1 <= self.intake_processes <= 64 or self.intake_memory_bytes < 64 * 1024**2 or \

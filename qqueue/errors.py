@@ -29,6 +29,11 @@ class DatabaseUnavailableError(QQueueError):
     """The database cannot be reached."""
 
 
+class MetricsCatchingUpError(QQueueError):
+    """The metrics are still rolling up a backlog of finished tasks (after a bulk load, or a long time without
+    a scrape); every scrape advances it, try again in a few seconds."""
+
+
 class SchemaNotReadyError(QQueueError):
     """The database schema is behind this version of qqueue; run `qqueue migrate`."""
 

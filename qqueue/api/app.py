@@ -23,6 +23,7 @@ from qqueue.api.errors import EXCEPTION_HANDLERS, JsonBodyRequest
 from qqueue.api.events import EventController
 from qqueue.api.health import OperationsController
 from qqueue.api.jobs import JobController
+from qqueue.api.metrics import FleetMetrics, metrics
 from qqueue.api.queues import QueueController
 from qqueue.api.tasks import BatchController, TaskController
 from qqueue.config import Settings
@@ -39,7 +40,9 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
     >>> uvicorn.run(app, host="0.0.0.0", port=8000)
     """
     context = ApiContext(settings, database_url)
-    middleware = [bearer_auth()] if settings.api_auth else []
+    fleet = FleetMetrics(context)
+    # The timer first (outermost), so it also sees the requests authentication refuses.
+    middleware = [fleet.middleware(), *([bearer_auth()] if settings.api_auth else [])]
     security = Components(security_schemes={"apiKey": SecurityScheme(
         type="http", scheme="bearer", description="A key from `qqueue keys create`.")})
     app = Litestar(
@@ -49,6 +52,7 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
                    request_max_body_size=settings.api_max_body_bytes),
             Router(path="/", route_handlers=[BatchController, JobController],
                    request_max_body_size=settings.api_max_batch_body_bytes),
+            metrics,
         ],
         dependencies={"api": Provide(lambda: context, use_cache=True, sync_to_thread=False)},
         lifespan=[context.lifespan],
@@ -66,7 +70,7 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
             security=[{"apiKey": []}] if settings.api_auth else None,
         ),
         logging_config=None,
-        state=State({"api": context}),
+        state=State({"api": context, "metrics": fleet}),
         middleware=middleware,
     )
     _document_batch_items(app)

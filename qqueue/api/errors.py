@@ -35,6 +35,7 @@ from qqueue.errors import (
     IntakeBusyError,
     IntakeError,
     InvalidTransitionError,
+    MetricsCatchingUpError,
     NotFoundError,
     RateLimitedError,
     SchemaNotReadyError,
@@ -64,8 +65,8 @@ _DESCRIPTIONS = {
     "422": "Rejected by preflight (the circuit cannot be parsed or exceeds the limits)",
     "429": "The tenant is over its submission rate or pending-task limit; retry after Retry-After seconds "
            "(servers started with --auth)",
-    "503": "Database unavailable, every circuit parser busy, or (GET /events) every event stream taken; retry "
-           "after Retry-After seconds",
+    "503": "Database unavailable, every circuit parser busy, (GET /events) every event stream taken, or "
+           "(GET /metrics) a backlog still being rolled up; retry after Retry-After seconds",
 }
 
 
@@ -138,6 +139,13 @@ def streams_full(request: Request[Any, Any, Any], exc: EventStreamsFullError) ->
     return error_response(HTTP_503_SERVICE_UNAVAILABLE, exc.message,
                           error=ErrorDetail(code="event_streams_full", message=exc.message),
                           headers={"Retry-After": str(max(1, int(exc.retry_after_s)))})
+
+
+def metrics_catching_up(request: Request[Any, Any, Any], exc: MetricsCatchingUpError) -> Response[ErrorAnswer]:
+    log.info("answered 503: the metrics are rolling up a backlog", extra=_context(request))
+    return error_response(HTTP_503_SERVICE_UNAVAILABLE, exc.message,
+                          error=ErrorDetail(code="metrics_catching_up", message=exc.message),
+                          headers={"Retry-After": "1"})
 
 
 def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[ErrorAnswer]:
@@ -214,6 +222,7 @@ EXCEPTION_HANDLERS: dict[type[Exception], ExceptionHandler] = {
     IntakeError: intake_error,
     IntakeBusyError: intake_busy,
     EventStreamsFullError: streams_full,
+    MetricsCatchingUpError: metrics_catching_up,
     RateLimitedError: rate_limited,
     DatabaseUnavailableError: database_unavailable,
     SchemaNotReadyError: database_unavailable,

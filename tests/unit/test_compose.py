@@ -37,3 +37,13 @@ def test_every_service_command_is_a_real_qqueue_command_with_real_options():
         assert argv[0] == "qqueue"
         sub = root.commands[argv[1]]  # KeyError: not a qqueue command
         sub.make_context(argv[1], list(argv[2:]))  # raises on an unknown option or a bad value
+
+
+def test_the_sample_prometheus_configuration_scrapes_the_api_service_at_metrics():
+    config = yaml.safe_load((COMPOSE.parent / "qqueue" / "api" / "prometheus.yml").read_text())
+    [job] = config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics" and job["authorization"]["type"] == "Bearer"
+    [target] = job["static_configs"][0]["targets"]
+    host, port = target.split(":")
+    assert host in load()["services"] and f"{port}:{port}" in load()["services"][host]["ports"]
+    assert "./qqueue/api/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in COMPOSE.read_text()
