@@ -172,7 +172,7 @@ class TaskController(Controller):
           responses=documented("400", "401", "404", "409", "429", "503"))
     async def retry_task(
         self, request: Request[Any, Any, Any], task_id: FromPath[uuid.UUID], api: Api,
-        data: JSONBody[RetryRequest] | None = None,
+        data: JSONBody[RetryRequest | None] = None,
     ) -> RetryAnswer:
         """Send a failed or cancelled task back to 'pending', due now, its error cleared, with as many attempts
         again as it was submitted with (its attempt counter keeps counting). Its history keeps every row and
