@@ -4,8 +4,9 @@ Litestar decodes request bodies into these and generates the OpenAPI document fr
 from the domain records (`qqueue.tasks`): the wire may rename or hide, the domain never bends to HTTP.
 Constraints mirror the CHECKs of qqueue.tasks, so a bad value is a 400 at the door, not a database error.
 
-By concern: `common` (name rules, annotated scalars, simulation options, errors), `tasks`, `jobs` and
-`service` (health, queues, workers, backends). Every name is importable from here.
+By concern: `common` (name rules, annotated scalars, simulation options, errors), `tasks`, `jobs`,
+`service` (health, queues, workers, backends) and `dashboard` (the web dashboard's figures).
+Every name is importable from here.
 """
 
 from qqueue.api.schemas.common import (
@@ -21,6 +22,13 @@ from qqueue.api.schemas.common import (
     SimulationOptions,
     Tag,
     UtcTime,
+)
+from qqueue.api.schemas.dashboard import (
+    DurationHistogram,
+    Durations,
+    FailureGroup,
+    TaskSource,
+    ThroughputMinute,
 )
 from qqueue.api.schemas.jobs import (
     MAX_JOB_PUBS,
@@ -56,9 +64,10 @@ from qqueue.api.schemas.tasks import (
 
 __all__ = [
     "MAX_BATCH", "MAX_JOB_PUBS", "NAME_PATTERN", "PATTERN_WORDS", "TAG_PATTERN", "BackendInfo", "BatchAnswer",
-    "BatchItem", "BatchSubmission", "CancelAnswer", "ErrorAnswer", "ErrorDetail", "Health", "JobCancelAnswer",
-    "JobDetail", "JobFailure", "JobPage", "JobProgress", "JobStatus", "JobSubmission", "JobSubmitAnswer",
-    "JobSummary", "JobTask", "KindName", "Observables", "ParameterValues", "PubResult", "PubSubmission",
-    "QueueName", "QueueStats", "SimulationOptions", "StatusChange", "SubmitAnswer", "Tag", "TaskDetail",
-    "TaskPage", "TaskSubmission", "TaskSummary", "Timings", "UtcTime", "WorkerInfo", "decode_item",
+    "BatchItem", "BatchSubmission", "CancelAnswer", "DurationHistogram", "Durations", "ErrorAnswer", "ErrorDetail",
+    "FailureGroup", "Health", "JobCancelAnswer", "JobDetail", "JobFailure", "JobPage", "JobProgress", "JobStatus",
+    "JobSubmission", "JobSubmitAnswer", "JobSummary", "JobTask", "KindName", "Observables", "ParameterValues",
+    "PubResult", "PubSubmission", "QueueName", "QueueStats", "SimulationOptions", "StatusChange", "SubmitAnswer",
+    "Tag", "TaskDetail", "TaskPage", "TaskSource", "TaskSubmission", "TaskSummary", "ThroughputMinute", "Timings",
+    "UtcTime", "WorkerInfo", "decode_item",
 ]
