@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import msgspec
 from litestar import Controller, Request, get
-from litestar.exceptions import PermissionDeniedException
+from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath
 from litestar.response import Template
 
@@ -91,5 +91,11 @@ class PageController(Controller):
     async def workers(self, request: Request[Any, Any, Any], api: Api) -> Template:
         """Live workers: host, pid, heartbeat age, running tasks, version. Not for a tenant's key."""
         if not viewer(request).sees_workers:
-            raise PermissionDeniedException("The workers page is the operator's: sign in with an operator's key.")
+            raise PermissionDeniedException(
+                "Where workers run is the operator's to know: a tenant's key has no workers page.")
         return page(request, "workers", workers=await api.read(reads.live_workers()))
+
+    @get("/{rest:path}", name="ui-unknown")
+    async def unknown(self, rest: FromPath[str]) -> Template:
+        """Any other address under /ui: a 404 page, not the API's JSON answer."""
+        raise NotFoundException()

@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from qqueue.store import keys
-from tests.conftest import WorkerProcess, live_workers, wait_until
-from tests.e2e.api_support import BELL, ApiServer
-from tests.e2e.test_api import idle_queue, module_db, sql  # noqa: F401 (fixtures)
+from tests.conftest import WorkerProcess, wait_until
+from tests.e2e.api_support import BELL, ApiServer, running_worker, wait_registered
+from tests.e2e.test_api import api, idle_queue, module_db, sql  # noqa: F401 (fixtures; `api` has keys off)
 
 pytestmark = pytest.mark.slow
 
@@ -63,33 +62,24 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def api(module_db: str) -> Iterator[ApiServer]:  # noqa: F811
-    """Keys off: the dashboard is open, as the API is."""
-    server = ApiServer(module_db)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def keyed_api(module_db: str) -> Iterator[ApiServer]:  # noqa: F811
-    server = ApiServer(module_db, args=("--auth",))
+    """Keys on. Not waited for here: it starts while the rest of the module's processes do."""
+    server = ApiServer(module_db, args=("--auth",), wait_healthy=False)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def worker(module_db: str, sql: psycopg.Connection[Any]) -> Iterator[WorkerProcess]:  # noqa: F811
-    proc = WorkerProcess(module_db, "--concurrency", "2", "--queue", QUEUE)
-    wait_until(lambda: live_workers(sql) >= 1, timeout_s=60)
-    yield proc
-    proc.kill_all()
-    print(f"--- worker {proc.pid} output ---\n{proc.output()}")
-    proc.log.close()
+def worker(module_db: str, keyed_api: ApiServer) -> Iterator[WorkerProcess]:  # noqa: F811
+    """Started before the keys-off API is waited for (each start is seconds of imports), so they overlap."""
+    with running_worker(module_db, "--concurrency", "2", "--queue", QUEUE, wait=False) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")
-def workload(api: ApiServer, worker: WorkerProcess) -> dict[str, str]:
+def workload(worker: WorkerProcess, api: ApiServer, module_db: str) -> dict[str, str]:  # noqa: F811
     """Tasks the worker ran: Bell circuits (tagged), one that failed for good; their ids by name."""
+    wait_registered(module_db, worker)
     ids = {f"bell{i}": submit(api, {"qc": BELL, "shots": 200, "queue": QUEUE, "tags": ["bell", f"n{i}"]})
            for i in range(3)}
     ids["failed"] = submit(api, {"kind": "fail", "queue": QUEUE, "max_attempts": 1,
@@ -123,7 +113,7 @@ def shoot(page: Page, shots: Path, name: str) -> None:
 # --- every page, live -------------------------------------------------------------------------------------------
 
 
-def test_every_page_shows_live_data_from_a_running_worker(page, api, workload, worker, shots):
+def test_every_page_shows_live_data_from_a_running_worker(workload, page, api, worker, shots):
     page.goto(f"{api.url}/ui")
     row = page.locator(f"tr[data-queue='{QUEUE}']")
     expect(row).to_contain_text(QUEUE)
@@ -230,6 +220,23 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(api):
     assert api.client.post(f"/tasks/{task_id}/cancel").status_code == 200
 
 
+@pytest.mark.parametrize(("method", "path", "body", "code", "says"), [
+    ("GET", "/ui/tasks?limit=0", None, 400, "Invalid filter"),
+    ("GET", "/ui/tasks?created_before=soon", None, 400, "created_before"),
+    ("GET", "/ui/tasks?cursor=abc", None, 400, "Invalid cursor"),
+    ("GET", "/ui/tasks/not-a-task", None, 400, "Invalid request"),
+    ("GET", f"/ui/tasks/{uuid.uuid4()}", None, 404, "not found"),
+    ("GET", "/ui/nowhere", None, 404, "Not found"),
+    ("POST", "/ui/login", b"key=" + b"x" * 100_000, 413, "too large"),
+])
+def test_a_hostile_request_gets_a_page_with_a_clear_4xx(api, method, path, body, code, says):
+    answer = api.client.request(method, path, content=body,
+                                headers={"content-type": "application/x-www-form-urlencoded"} if body else None)
+    assert answer.status_code == code, answer.text
+    assert answer.headers["content-type"].startswith("text/html")
+    assert says.lower() in answer.text.lower() and "Traceback" not in answer.text
+
+
 def test_a_state_change_arrives_without_a_reload(page, api, worker, shots):
     task_id = submit(api, {"kind": "sleep", "queue": QUEUE, "payload": {"seconds": 1.5}})
     page.goto(f"{api.url}/ui/tasks/{task_id}")
@@ -240,15 +247,16 @@ def test_a_state_change_arrives_without_a_reload(page, api, worker, shots):
     assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
 
 
-def test_docs_and_dashboard_load_nothing_from_outside_the_server(page, api, workload):
+def test_docs_and_dashboard_load_nothing_from_outside_the_server(page, api, workload, shots):
     outside: list[str] = []
     page.on("request", lambda r: None if r.url.startswith(api.url) else outside.append(r.url))
     for path in ("/schema", "/ui", f"/ui/tasks/{workload['bell0']}"):
         page.goto(f"{api.url}{path}")
-        page.wait_for_load_state("networkidle")
     expect(page.locator("#histogram svg")).to_have_count(1)
     page.goto(f"{api.url}/schema")
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("qqueue", timeout=SHOWN_MS)
+    expect(page.locator(".swagger-ui .opblock-summary-path", has_text="/tasks/{task_id}/cancel")).to_have_count(1)
+    shoot(page, shots, "api-docs")
     assert outside == []
 
 
@@ -256,6 +264,7 @@ def test_docs_and_dashboard_load_nothing_from_outside_the_server(page, api, work
 
 
 def test_with_keys_on_a_tenant_signs_in_sees_only_its_tasks_and_logs_out(page, keyed_api, api, sql, shots):  # noqa: F811
+    keyed_api.wait_healthy()
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     key = keys.create(sql, tenant, label="dashboard").key
     other = keys.create(sql, f"o-{uuid.uuid4().hex[:8]}", label="dashboard").key
