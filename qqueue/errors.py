@@ -41,7 +41,7 @@ class TaskNotFoundError(NotFoundError):
     """Task not found."""
 
     def __init__(self, task_id: object) -> None:
-        super().__init__("Task not found.")
+        super().__init__()
         self.task_id = task_id
 
 
@@ -49,7 +49,7 @@ class JobNotFoundError(NotFoundError):
     """Job not found."""
 
     def __init__(self, job_id: object) -> None:
-        super().__init__("Job not found.")
+        super().__init__()
         self.job_id = job_id
 
 

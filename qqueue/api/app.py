@@ -22,6 +22,7 @@ from qqueue.api.context import ApiContext
 from qqueue.api.errors import EXCEPTION_HANDLERS, JsonBodyRequest
 from qqueue.api.health import OperationsController
 from qqueue.api.jobs import JobController
+from qqueue.api.queues import QueueController
 from qqueue.api.tasks import BatchController, TaskController
 from qqueue.config import Settings
 
@@ -42,7 +43,7 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
         type="http", scheme="bearer", description="A key from `qqueue keys create`.")})
     app = Litestar(
         route_handlers=[
-            Router(path="/", route_handlers=[TaskController, OperationsController, BackendController],
+            Router(path="/", route_handlers=[TaskController, OperationsController, QueueController, BackendController],
                    request_max_body_size=settings.api_max_body_bytes),
             Router(path="/", route_handlers=[BatchController, JobController],
                    request_max_body_size=settings.api_max_batch_body_bytes),

@@ -56,6 +56,7 @@ _HTTP_MESSAGES = {
 _DESCRIPTIONS = {
     "400": "Malformed request (bad JSON, wrong types, unknown fields, malformed id)",
     "401": "API key missing, malformed, unknown or revoked (servers started with --auth)",
+    "403": "The API key's role may not do this (an operator's key is needed)",
     "404": "Not found (or another tenant's)",
     "409": "Conflict",
     "413": "Request body too large",

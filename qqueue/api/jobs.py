@@ -32,6 +32,7 @@ from qqueue.api.params import (
     NameFilter,
     PageCursor,
     PageLimit,
+    long_poll,
     submit_responses,
 )
 from qqueue.api.schemas import (
@@ -172,12 +173,7 @@ class JobController(Controller):
          responses=documented("400", "401", "404", "503"))
     async def get_job(
         self, request: Request[Any, Any, Any], job_id: FromPath[uuid.UUID], api: Api,
-        wait: Annotated[
-            float | None,
-            QueryParameter(ge=0, le=60, required=False,
-                           description="Long-poll: answer as soon as every task of the job has ended, or after "
-                                       "this many seconds (at most 60), whichever comes first."),
-        ] = None,
+        wait: Annotated[float | None, long_poll("every task of the job has ended")] = None,
         results: Annotated[
             bool, QueryParameter(required=False, description="false leaves the results out (status only).")
         ] = True,

@@ -1,10 +1,11 @@
 """What the endpoints share in their declarations: the API context, the Idempotency-Key header and the answer
-of its replays, and the filters of the task and job listings (GET /tasks, GET /jobs), each written once."""
+of its replays, the long-poll `wait` of GET /tasks/{task_id} and GET /jobs/{job_id}, and the filters of the task
+and job listings (GET /tasks, GET /jobs), each written once."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
@@ -34,6 +35,14 @@ def submit_responses(answer: type, replayed: str, *, refused: str | None = None)
         return {200: replay, **documented("400", "401", "409", "413", "422", "429", "503")}
     return {200: replay, 422: ResponseSpec(data_container=answer, description=refused),
             **documented("400", "401", "409", "413", "429", "503")}
+
+
+def long_poll(ends: str, *, zero: str = "") -> Any:
+    """The `wait` query parameter of a read that can wait, up to 60 s, for its subject to end (`ends`, in words);
+    `zero`, when given, adds what a wait of 0 does."""
+    return QueryParameter(ge=0, le=60, required=False,
+                          description=f"Long-poll: answer as soon as {ends}, or after this many seconds (at most "
+                                      f"60), whichever comes first{zero}.")
 
 
 #: A listing's `status` (of its own status type): any of the values given.

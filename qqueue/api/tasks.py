@@ -28,6 +28,7 @@ from qqueue.api.params import (
     NameFilter,
     PageCursor,
     PageLimit,
+    long_poll,
     submit_responses,
 )
 from qqueue.api.schemas import (
@@ -109,12 +110,7 @@ class TaskController(Controller):
         request: Request[Any, Any, Any],
         task_id: FromPath[uuid.UUID],
         api: Api,
-        wait: Annotated[
-            float | None,
-            QueryParameter(ge=0, le=60, required=False,
-                           description="Long-poll: answer as soon as the task ends, or after this many seconds "
-                                       "(at most 60), whichever comes first; 0 answers at once."),
-        ] = None,
+        wait: Annotated[float | None, long_poll("the task ends", zero="; 0 answers at once")] = None,
     ) -> TaskDetail:
         """The task now, or with `wait`, the moment it ends (or when `wait` runs out, whichever is first)."""
         tenant = tenant_of(request.scope)

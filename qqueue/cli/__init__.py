@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from qqueue.cli import bench, db, jobs, keys, operating, submit, tasks
+from qqueue.cli import bench, db, jobs, keys, operating, queues, submit, tasks
 from qqueue.cli.connect import Remote
 from qqueue.cli.options import ApiKey, ApiUrl
 from qqueue.errors import QQueueError
@@ -31,6 +31,7 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(keys.app, name="keys")
 app.add_typer(db.app, name="db")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(queues.app, name="queue")
 
 app.command()(operating.migrate)
 app.command()(operating.worker)

@@ -111,6 +111,6 @@ def stats(database: Database, as_json: AsJson = False) -> None:
     from qqueue.console import table
 
     table(queues, ["queue", "pending", "due", "running", "completed", "failed", "cancelled", "oldest_due_age_s",
-                   "completed_last_minute"], title="queues")
+                   "completed_last_minute", "paused", "max_running"], title="queues")
     table(workers, ["hostname", "pid", "queues", "concurrency", "running_tasks", "heartbeat_age_s"],
           title="live workers")

@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mappin
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
+import msgspec
+
 from qqueue.api.schemas import (
     BackendInfo,
     BatchAnswer,
@@ -27,6 +29,9 @@ from qqueue.api.schemas import (
     JobSubmission,
     JobSubmitAnswer,
     JobSummary,
+    QueueControls,
+    QueueLimit,
+    QueueStats,
     SimulationOptions,
     SubmitAnswer,
     TaskDetail,
@@ -41,6 +46,9 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 T = TypeVar("T")
+#: What a method returns on `Client` and on `AsyncClient`.
+Blocking = TypeVar("Blocking")
+Awaited = TypeVar("Awaited")
 
 TaskId = uuid.UUID | str
 Statuses = str | Sequence[str] | None
@@ -223,6 +231,30 @@ def backend(ops: Operations, /, name: str) -> Exchange[BackendInfo]:
     return ops.exchange(Call("GET", f"/backends/{segment(name)}", BackendInfo))
 
 
+def queues(ops: Operations, /) -> Exchange[builtins.list[QueueStats]]:
+    """Every queue's counts and controls (GET /queues); a tenant's key counts its own tasks only."""
+    return ops.exchange(Call("GET", "/queues", builtins.list[QueueStats]))
+
+
+def pause_queue(ops: Operations, /, name: str) -> Exchange[QueueControls]:
+    """Pause a queue (POST /queues/{name}/pause): no worker claims its tasks until it is resumed. Operators
+    only: a tenant's key raises `ApiError` 403."""
+    return ops.exchange(Call("POST", f"/queues/{segment(name)}/pause", QueueControls))
+
+
+def resume_queue(ops: Operations, /, name: str) -> Exchange[QueueControls]:
+    """Resume a paused queue (POST /queues/{name}/resume). Operators only."""
+    return ops.exchange(Call("POST", f"/queues/{segment(name)}/resume", QueueControls))
+
+
+def limit_queue(ops: Operations, /, name: str, max_running: int | None) -> Exchange[QueueControls]:
+    """Let at most `max_running` of a queue's tasks run at once over every worker; None removes the limit
+    (POST /queues/{name}/limit). Operators only."""
+    body = msgspec.json.encode(QueueLimit(max_running=max_running))
+    return ops.exchange(Call("POST", f"/queues/{segment(name)}/limit", QueueControls, body=body,
+                             headers={"Content-Type": "application/json"}))
+
+
 def health(ops: Operations, /) -> Exchange[Health]:
     """GET /health; an unhealthy server's answer (HTTP 503) is returned too, with status "unhealthy"."""
     # The 503 is an answer (status "unhealthy", and why), so it is returned, not retried.
@@ -231,8 +263,9 @@ def health(ops: Operations, /) -> Exchange[Health]:
 
 # --- endpoints as client methods ------------------------------------------------------------------------------
 
-class _Method:
-    """What `Endpoint` and `Pages` share: the method an endpoint is on each client class, made once per class."""
+class _Method(Generic[P, Blocking, Awaited]):
+    """What `Endpoint` and `Pages` share: the method an endpoint is on each client class, made once per class,
+    typed by what it returns on each."""
 
     #: The public return annotation of an endpoint annotated "Exchange[X]" or "Paging[X]", blocking and awaited.
     returns: tuple[str, str]
@@ -255,7 +288,13 @@ class _Method:
         """The method's body: it runs the endpoint on the client's `_ops` with the client's driver."""
         raise NotImplementedError
 
-    def _bound(self, obj: Any, owner: type) -> Any:
+    @overload
+    def __get__(self, obj: None, owner: type) -> Callable[..., Any]: ...
+    @overload
+    def __get__(self, obj: Client, owner: type) -> Callable[P, Blocking]: ...
+    @overload
+    def __get__(self, obj: AsyncClient, owner: type) -> Callable[P, Awaited]: ...
+    def __get__(self, obj: Any, owner: type) -> Any:
         method = self.method(owner)
         return method if obj is None else method.__get__(obj, owner)
 
@@ -279,7 +318,7 @@ class _Method:
         return method
 
 
-class Endpoint(_Method, Generic[P, T]):
+class Endpoint(_Method[P, T, Coroutine[Any, Any, T]]):
     """An endpoint as a method: it returns the answer on `Client`, and is a coroutine of it on `AsyncClient`."""
 
     returns = ("{}", "{}")
@@ -298,17 +337,8 @@ class Endpoint(_Method, Generic[P, T]):
             return self._run(spec(self._ops, *args, **kwargs))
         return call
 
-    @overload
-    def __get__(self, obj: None, owner: type) -> Callable[..., Any]: ...
-    @overload
-    def __get__(self, obj: Client, owner: type) -> Callable[P, T]: ...
-    @overload
-    def __get__(self, obj: AsyncClient, owner: type) -> Callable[P, Coroutine[Any, Any, T]]: ...
-    def __get__(self, obj: Any, owner: type) -> Any:
-        return self._bound(obj, owner)
 
-
-class Pages(_Method, Generic[P, T]):
+class Pages(_Method[P, Iterator[T], AsyncIterator[T]]):
     """A paging endpoint as a method: an iterator of its items on `Client`, an async iterator on `AsyncClient`."""
 
     returns = ("Iterator[{}]", "AsyncIterator[{}]")
@@ -323,12 +353,3 @@ class Pages(_Method, Generic[P, T]):
         def iterate(self: Any, *args: Any, **kwargs: Any) -> Any:
             return self._iterate(spec(self._ops, *args, **kwargs))
         return iterate
-
-    @overload
-    def __get__(self, obj: None, owner: type) -> Callable[..., Any]: ...
-    @overload
-    def __get__(self, obj: Client, owner: type) -> Callable[P, Iterator[T]]: ...
-    @overload
-    def __get__(self, obj: AsyncClient, owner: type) -> Callable[P, AsyncIterator[T]]: ...
-    def __get__(self, obj: Any, owner: type) -> Any:
-        return self._bound(obj, owner)

@@ -14,18 +14,35 @@ import asyncio
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import httpx
 
 from qqueue.client import _endpoints as endpoints
 from qqueue.client._endpoints import Endpoint, Pages, Statuses, TaskId
-from qqueue.client._protocol import Call, Exchange, Items, Operations, Sleep, default_headers
+from qqueue.client._protocol import Call, Exchange, Items, Operations, Sleep, Step, default_headers
 
 __all__ = ["AsyncClient", "Client", "Statuses", "TaskId"]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Done(Generic[T]):
+    """An operation's end, with what it returned."""
+
+    value: T
+
+
+def _advance(steps: Exchange[T], outcome: Any) -> Step | _Done[T]:
+    """The operation's next step, sent the outcome of the last; `_Done` once it has returned. Both clients drive
+    their operations with it: only how a step is performed is their own."""
+    try:
+        return steps.send(outcome)
+    except StopIteration as done:
+        return _Done(done.value)
 
 
 class _Base:
@@ -52,6 +69,10 @@ class _Base:
     backends = Endpoint(endpoints.backends)
     backend = Endpoint(endpoints.backend)
     health = Endpoint(endpoints.health)
+    queues = Endpoint(endpoints.queues)
+    pause_queue = Endpoint(endpoints.pause_queue)
+    resume_queue = Endpoint(endpoints.resume_queue)
+    limit_queue = Endpoint(endpoints.limit_queue)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Give Client and AsyncClient each endpoint as a method of their own."""
@@ -84,16 +105,8 @@ class Client(_Base):
     httpx's (an `httpx.MockTransport`, a proxy…).
     """
 
-    def __init__(
-        self,
-        url: str,
-        api_key: str | None = None,
-        *,
-        timeout: float | None = 30.0,
-        retries: int = 5,
-        backoff_s: float = 0.2,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
+    def __init__(self, url: str, api_key: str | None = None, *, timeout: float | None = 30.0, retries: int = 5,
+                 backoff_s: float = 0.2, transport: httpx.BaseTransport | None = None) -> None:
         super().__init__(url, api_key, timeout, retries, backoff_s)
         self._http = httpx.Client(base_url=self._ops.url, headers=self._headers, timeout=timeout,
                                   transport=transport)
@@ -115,21 +128,14 @@ class Client(_Base):
 
     def _run(self, steps: Exchange[T]) -> T:
         outcome: Any = None
-        while True:
-            try:
-                step = steps.send(outcome)
-            except StopIteration as done:
-                return done.value
+        while not isinstance(step := _advance(steps, outcome), _Done):
             assert not isinstance(step, Items)
             outcome = self._perform(step)
+        return step.value
 
     def _iterate(self, steps: Exchange[None]) -> Iterator[Any]:
         outcome: Any = None
-        while True:
-            try:
-                step = steps.send(outcome)
-            except StopIteration:
-                return
+        while not isinstance(step := _advance(steps, outcome), _Done):
             if isinstance(step, Items):
                 outcome = None
                 yield from step.values
@@ -156,16 +162,8 @@ class AsyncClient(_Base):
 
     _awaited = True
 
-    def __init__(
-        self,
-        url: str,
-        api_key: str | None = None,
-        *,
-        timeout: float | None = 30.0,
-        retries: int = 5,
-        backoff_s: float = 0.2,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
+    def __init__(self, url: str, api_key: str | None = None, *, timeout: float | None = 30.0, retries: int = 5,
+                 backoff_s: float = 0.2, transport: httpx.AsyncBaseTransport | None = None) -> None:
         super().__init__(url, api_key, timeout, retries, backoff_s)
         self._http = httpx.AsyncClient(base_url=self._ops.url, headers=self._headers, timeout=timeout,
                                        transport=transport)
@@ -182,21 +180,14 @@ class AsyncClient(_Base):
 
     async def _run(self, steps: Exchange[T]) -> T:
         outcome: Any = None
-        while True:
-            try:
-                step = steps.send(outcome)
-            except StopIteration as done:
-                return done.value
+        while not isinstance(step := _advance(steps, outcome), _Done):
             assert not isinstance(step, Items)
             outcome = await self._perform(step)
+        return step.value
 
     async def _iterate(self, steps: Exchange[None]) -> AsyncIterator[Any]:
         outcome: Any = None
-        while True:
-            try:
-                step = steps.send(outcome)
-            except StopIteration:
-                return
+        while not isinstance(step := _advance(steps, outcome), _Done):
             if isinstance(step, Items):
                 outcome = None
                 for value in step.values:

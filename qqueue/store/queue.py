@@ -40,6 +40,8 @@ __all__ = [
     "get",
     "get_events",
     "wait_finished",
+    "NextDue",
+    "next_due",
     "next_run_at",
     "purge_finished",
     "reclaim_expired",
@@ -251,9 +253,29 @@ def get_events(conn: psycopg.Connection[Any], task_id: uuid.UUID) -> list[dict[s
     return db.run(conn, "task_get_events", id=task_id)
 
 
+class NextDue(msgspec.Struct, frozen=True):
+    """When a worker's queues next have a task it may claim: `unlimited` for queues without a max_running,
+    `limited` for those with one (whose due task may be waiting for room, not for its time). Paused queues are
+    left out."""
+
+    unlimited: datetime | None
+    limited: datetime | None
+
+    @property
+    def earliest(self) -> datetime | None:
+        """The sooner of the two, or None when neither kind of queue has a pending task."""
+        return min((t for t in (self.unlimited, self.limited) if t is not None), default=None)
+
+
+def next_due(conn: psycopg.Connection[Any], queues: Sequence[str]) -> NextDue:
+    """When the earliest pending task of `queues` becomes due, by kind of queue."""
+    row = db.run(conn, "task_next_run_at", queues=list(queues))
+    return NextDue(row["next_run_at"], row["limited_next_run_at"])
+
+
 def next_run_at(conn: psycopg.Connection[Any], queues: Sequence[str]) -> datetime | None:
-    """When the earliest pending task of `queues` becomes due; None when there is none."""
-    return db.run(conn, "task_next_run_at", queues=list(queues))["next_run_at"]
+    """When the earliest pending task of `queues` that is not paused becomes due; None when there is none."""
+    return next_due(conn, queues).earliest
 
 
 def purge_batch(conn: psycopg.Connection[Any], *, older_than_s: float, limit: int) -> int:

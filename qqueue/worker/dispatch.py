@@ -3,7 +3,8 @@
 Sizing follows the work (`Pace`): one task per slot until tasks are known to be short, then batches that take
 about `TARGET_BATCH_S` with a second one queued behind each, and a claim tops the slots up to that once there is
 room for a batch per slot. It also decides when a claim is worth trying: after a NOTIFY, a reclaim, a reconnect,
-a poll interval, or the moment the earliest future `run_at` comes due.
+a poll interval, or the moment the earliest future `run_at` comes due. Queue controls live in the claim
+statement itself (a paused queue is not read, a limited one only up to its room); here they only shape the wait.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ from qqueue.worker.held import HeldTasks
 from qqueue.worker.protocol import TaskToRun
 from qqueue.worker.slots import Slots
 
-__all__ = ["TARGET_BATCH_S", "Dispatcher", "Pace"]
+__all__ = ["LIMITED_RECHECK_S", "TARGET_BATCH_S", "Dispatcher", "Pace"]
 
 #: Aim for slot batches that take about this long, so short tasks share a pipe message
 #: while long tasks are never held back behind each other.
 TARGET_BATCH_S = 0.010
+
+#: How often a worker with a due task in a limited queue (max_running) tries again to claim it.
+LIMITED_RECHECK_S = 0.25
 
 
 class Pace:
@@ -115,11 +119,18 @@ class Dispatcher:
         self.dispatch()
         if len(claimed) < limit:
             self.maybe_due = False
-            nxt = q.next_run_at(conn, settings.queues)
-            if nxt is not None:
+            due = q.next_due(conn, settings.queues)
+            now = datetime.now(UTC)
+            delays: list[float] = []
+            if due.unlimited is not None:
                 # A due row we could not take is locked by another worker's claim in flight: look again soon.
-                delay = max(0.05, (nxt - datetime.now(UTC)).total_seconds())
-                self._next_due_at = time.monotonic() + delay
+                delays.append(max(0.05, (due.unlimited - now).total_seconds()))
+            if due.limited is not None:
+                # A limited queue gains room when one of its tasks ends, on any worker: nothing announces it,
+                # so a worker with such a queue due looks again at a modest pace.
+                delays.append(max(LIMITED_RECHECK_S, (due.limited - now).total_seconds()))
+            if delays:
+                self._next_due_at = time.monotonic() + min(delays)
 
     def dispatch(self) -> None:
         """Hand ready tasks to the least loaded slots that have room, one batch each."""

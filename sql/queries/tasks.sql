@@ -50,17 +50,34 @@ FROM target;
 -- alone). Should the server crash before it is flushed, the claim is undone as if it never ran: the task is
 -- pending again and the worker's outcome for it, fenced on the claim, matches nothing. Any outcome that does
 -- commit (synchronously) flushes the WAL of its claim before it, so no durable outcome ever lacks its claim.
+-- Queue controls (qqueue.queues): a paused queue is not read at all; a limited one (max_running) is read up to
+-- its free room, which qqueue.queue_room computes under a lock on the queue's row (see migration 0013). Queues
+-- without controls cost one primary-key probe each, and the function returns at once when none is limited.
 WITH lazy_commit AS (
     SELECT set_config('synchronous_commit', 'off', true)
+), controls AS (
+    SELECT name, paused_at IS NOT NULL AS paused, max_running
+    FROM qqueue.queues
+    WHERE name = ANY(%(queues)s::text[])
+), room AS (
+    SELECT queue, room FROM qqueue.queue_room(
+        ARRAY(SELECT name FROM controls WHERE max_running IS NOT NULL AND NOT paused), %(limit)s)
 ), due AS (
     SELECT t.id
     FROM unnest(%(queues)s::text[]) AS wanted(queue)
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN c.paused THEN 0
+                    WHEN c.max_running IS NULL THEN %(limit)s
+                    ELSE coalesce((SELECT r.room FROM room r WHERE r.queue = wanted.queue), 0) END AS n
+        FROM (SELECT) AS one
+        LEFT JOIN controls c ON c.name = wanted.queue
+    ) allowed
     CROSS JOIN LATERAL (
         SELECT id, priority, run_at
         FROM qqueue.tasks
         WHERE status = 'pending' AND queue = wanted.queue AND run_at <= now()
         ORDER BY priority DESC, run_at, id
-        LIMIT %(limit)s
+        LIMIT allowed.n
         FOR UPDATE SKIP LOCKED
     ) t
     ORDER BY t.priority DESC, t.run_at, t.id
@@ -278,10 +295,17 @@ WHERE NOT EXISTS (
 LISTEN qqueue_finished_v1;
 
 -- name: task_next_run_at :one
--- When nothing is due, how long may a worker sleep? Until the earliest future task of its queues.
-SELECT min(run_at) AS next_run_at
-FROM qqueue.tasks
-WHERE status = 'pending' AND queue = ANY(%(queues)s::text[]);
+-- When nothing is due, how long may a worker sleep? Until the earliest pending task of its queues that it could
+-- claim: paused queues are left out, and limited ones (max_running) are reported apart, since a limited queue's
+-- due task may wait for room rather than for its time.
+SELECT min(n.run_at) FILTER (WHERE c.max_running IS NULL) AS next_run_at,
+       min(n.run_at) FILTER (WHERE c.max_running IS NOT NULL) AS limited_next_run_at
+FROM unnest(%(queues)s::text[]) AS wanted(queue)
+LEFT JOIN qqueue.queues c ON c.name = wanted.queue
+CROSS JOIN LATERAL (
+    SELECT min(run_at) AS run_at FROM qqueue.tasks WHERE status = 'pending' AND queue = wanted.queue
+) n
+WHERE c.paused_at IS NULL;
 
 -- name: task_purge_finished :one
 -- In bounded batches so a large purge never holds locks for long; events go with their task (the

@@ -45,7 +45,7 @@ from qqueue.api.schemas.jobs import (
     PubResult,
     PubSubmission,
 )
-from qqueue.api.schemas.service import BackendInfo, Health, QueueStats, WorkerInfo
+from qqueue.api.schemas.service import BackendInfo, Health, QueueControls, QueueLimit, QueueStats, WorkerInfo
 from qqueue.api.schemas.tasks import (
     MAX_BATCH,
     BatchAnswer,
@@ -67,7 +67,7 @@ __all__ = [
     "BatchItem", "BatchSubmission", "CancelAnswer", "DurationHistogram", "Durations", "ErrorAnswer", "ErrorDetail",
     "FailureGroup", "Health", "JobCancelAnswer", "JobDetail", "JobFailure", "JobPage", "JobProgress", "JobStatus",
     "JobSubmission", "JobSubmitAnswer", "JobSummary", "JobTask", "KindName", "Observables", "ParameterValues",
-    "PubResult", "PubSubmission", "QueueName", "QueueStats", "SimulationOptions", "StatusChange", "SubmitAnswer",
-    "Tag", "TaskDetail", "TaskPage", "TaskSource", "TaskSubmission", "TaskSummary", "ThroughputMinute", "Timings",
-    "UtcTime", "WorkerInfo", "decode_item",
+    "PubResult", "PubSubmission", "QueueControls", "QueueLimit", "QueueName", "QueueStats", "SimulationOptions",
+    "StatusChange", "SubmitAnswer", "Tag", "TaskDetail", "TaskPage", "TaskSource", "TaskSubmission", "TaskSummary",
+    "ThroughputMinute", "Timings", "UtcTime", "WorkerInfo", "decode_item",
 ]

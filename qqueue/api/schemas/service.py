@@ -47,6 +47,27 @@ class QueueStats(Struct, kw_only=True):
     oldest_due_age_s: float | None
     completed_last_minute: int
     failed_last_minute: int
+    #: A paused queue's tasks are not claimed by any worker until it is resumed.
+    paused: bool = False
+    #: At most this many of the queue's tasks run at once, over every worker; null for no limit.
+    max_running: int | None = None
+
+
+class QueueControls(Struct, kw_only=True):
+    """A queue's controls, as an operator set them (POST /queues/{name}/pause, /resume, /limit)."""
+
+    queue: str
+    paused: bool
+    paused_at: datetime | None
+    max_running: int | None
+    updated_at: datetime
+
+
+class QueueLimit(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of POST /queues/{name}/limit: the most of the queue's tasks that may run at once; null removes the
+    limit."""
+
+    max_running: Annotated[int, Meta(ge=1, le=1_000_000)] | None
 
 
 class WorkerInfo(Struct, kw_only=True):
