@@ -29,6 +29,8 @@ NOTICES = {
     "cancelled": "Task cancelled.",
     "cancel_requested": "Cancellation requested: the running task stops shortly.",
     "not_cancellable": "The task had already finished: nothing to cancel.",
+    "paused": "Queue paused: no worker claims its tasks until it is resumed.",
+    "resumed": "Queue resumed.",
 }
 
 
@@ -44,6 +46,7 @@ class PageController(Controller):
         queues, minutes, durations = await asyncio.gather(
             api.read(reads.queue_stats(tenant)), api.read(reads.throughput(tenant)), api.read(reads.durations(tenant)))
         return page(request, "overview", refresh_s=REFRESH_S, queues=queues,
+                    notice=NOTICES.get(request.query_params.get("notice", "")),
                     throughput=charts.throughput_chart(minutes), ended=sum(
                         m.completed + m.failed + m.cancelled for m in minutes),
                     wait=charts.duration_chart(durations.wait), run=charts.duration_chart(durations.run))

@@ -41,6 +41,11 @@ class Viewer:
         """Where workers run is the operator's to know: a tenant's key has no workers page."""
         return self.tenant is None
 
+    @property
+    def controls_queues(self) -> bool:
+        """A queue is shared by every tenant submitting to it: only an operator pauses or resumes it."""
+        return self.tenant is None
+
 
 def viewer(request: Request[Any, Any, Any]) -> Viewer:
     """The viewer of this request (the dashboard's cookie, checked before the handler runs, set its tenant)."""

@@ -208,6 +208,23 @@ def test_cancel_through_the_form_is_recorded_in_the_history(page, api, sql):  # 
     assert status(api, task_id) == "cancelled"
 
 
+def test_pause_and_resume_a_queue_through_the_forms_as_queue_events(page, api, sql, shots):  # noqa: F811
+    queue = idle_queue()
+    task_id = submit(api, {"kind": "noop", "queue": queue})
+    page.goto(f"{api.url}/ui")
+    row = page.locator(f"tr[data-queue='{queue}']")
+    row.locator("button", has_text="Pause").click()
+    expect(page.locator(".notice")).to_contain_text("Queue paused")
+    expect(row.locator("td.paused")).to_have_text("paused")
+    shoot(page, shots, "overview-paused")
+    row.locator("button", has_text="Resume").click()
+    expect(page.locator(".notice")).to_have_text("Queue resumed.")
+    expect(row.locator("td.paused")).to_have_text("no")
+    events = sql.execute("SELECT action, actor FROM qqueue.queue_events WHERE queue = %s ORDER BY id", (queue,))
+    assert events.fetchall() == [("paused", "dashboard"), ("resumed", "dashboard")]
+    assert status(api, task_id) == "pending"
+
+
 def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(api):
     task_id = submit(api, {"kind": "noop", "queue": idle_queue()})
     with httpx.Client(base_url=api.url) as client:
@@ -289,6 +306,13 @@ def test_with_keys_on_a_tenant_signs_in_sees_only_its_tasks_and_logs_out(page, k
     expect(page.locator(f"tr[data-task='{mine}']")).to_have_count(1)
     page.goto(f"{keyed_api.url}/ui/tasks/{theirs}")
     expect(page.locator(".error")).to_contain_text("not found")
+    # No queue controls for a tenant: no buttons, and the form's address refuses.
+    page.goto(f"{keyed_api.url}/ui")
+    expect(page.locator("nav .who")).to_contain_text(tenant)
+    expect(page.locator("#queues button")).to_have_count(0)
+    csrf_token = page.locator("nav .who input[name=_csrf_token]").get_attribute("value")
+    refused = page.request.post(f"{keyed_api.url}/ui/queues/{queue}/pause", form={"_csrf_token": csrf_token or ""})
+    assert refused.status == 403
     # No workers for a tenant: not in the menu, refused by address.
     expect(page.locator("nav >> text=Workers")).to_have_count(0)
     assert page.goto(f"{keyed_api.url}/ui/workers").status == 403  # type: ignore[union-attr]
