@@ -20,10 +20,11 @@ from qqueue.store import keys, reads
 
 log = logging.getLogger("qqueue.api")
 
-__all__ = ["EXCLUDE_FROM_AUTH", "bearer_auth", "tenant_of"]
+__all__ = ["EXCLUDE_FROM_AUTH", "authenticate_key", "bearer_auth", "tenant_of"]
 
 #: Route option that lets a handler answer without a key (GET /health, for load balancers).
 EXCLUDE_FROM_AUTH = "exclude_from_auth"
+_BEARER_REFUSAL = "A valid API key is required: send `Authorization: Bearer <key>`."
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="qqueue"'}
 
 
@@ -35,25 +36,36 @@ class _BearerKeyMiddleware(AbstractAuthenticationMiddleware):
         prefix = keys.parse(presented) if scheme.lower() == "bearer" else None
         if prefix is None:
             raise _refused(connection, "missing or malformed" if not header else "malformed")
-        api = connection.app.state["api"]
-        row = await api.read(reads.api_key(prefix))
-        # The hash is compared even for a revoked key, so both answers take the same time.
-        matches = row is not None and keys.verify(presented, row.key_hash)
-        if row is None or not matches or row.revoked:
-            raise _refused(connection, "revoked" if matches else "unknown")
-        return AuthenticationResult(user=row.tenant, auth=prefix)
+        return await authenticate_key(connection, presented, prefix)
 
 
-def _refused(connection: ASGIConnection[Any, Any, Any, Any], why: str) -> NotAuthorizedException:
+async def authenticate_key(
+    connection: ASGIConnection[Any, Any, Any, Any], presented: str, prefix: str, *,
+    refusal: str = _BEARER_REFUSAL,
+) -> AuthenticationResult:
+    """The tenant of the key `presented` (whose public prefix is `prefix`), or `NotAuthorizedException` with
+    `refusal` when it is unknown, wrong or revoked. Shared by the bearer header and the dashboard's cookie."""
+    api = connection.app.state["api"]
+    row = await api.read(reads.api_key(prefix))
+    # The hash is compared even for a revoked key, so both answers take the same time.
+    matches = row is not None and keys.verify(presented, row.key_hash)
+    if row is None or not matches or row.revoked:
+        raise _refused(connection, "revoked" if matches else "unknown", refusal)
+    return AuthenticationResult(user=row.tenant, auth=prefix)
+
+
+def _refused(
+    connection: ASGIConnection[Any, Any, Any, Any], why: str,
+    refusal: str = _BEARER_REFUSAL,
+) -> NotAuthorizedException:
     log.info("request refused: %s API key", why, extra={"correlation_id": correlation.from_scope(connection.scope)})
-    return NotAuthorizedException("A valid API key is required: send `Authorization: Bearer <key>`.",
-                                  headers=_CHALLENGE)
+    return NotAuthorizedException(refusal, headers=_CHALLENGE)
 
 
 def bearer_auth() -> DefineMiddleware:
     """The middleware to install when API keys are on. The interactive docs and the OpenAPI document stay
-    public: they describe the API and hold nothing of any tenant."""
-    return DefineMiddleware(_BearerKeyMiddleware, exclude=["^/schema"], exclude_from_auth_key=EXCLUDE_FROM_AUTH,
+    public: they describe the API and hold nothing of any tenant. The dashboard (/ui) checks its own cookie."""
+    return DefineMiddleware(_BearerKeyMiddleware, exclude=["^/schema", "^/ui"], exclude_from_auth_key=EXCLUDE_FROM_AUTH,
                             exclude_http_methods=["OPTIONS"])
 
 
