@@ -78,6 +78,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Require `Authorization: Bearer <key>` (keys from `qqueue keys create`) on every endpoint but /health; each
     #: tenant then sees only its own tasks.
     api_auth: bool = False
+    #: Signs the dashboard's CSRF tokens. Unset, each API process draws its own at start: set one shared value when
+    #: several API processes serve /ui behind one address, so a form from one is accepted by another.
+    ui_secret: str | None = None
     #: Per-tenant defaults (a tenant's own limits, set with `qqueue keys create`, win): most pending tasks, and
     #: submissions per second with bursts of up to `api_tenant_submit_burst`. Over either: 429 with Retry-After.
     api_tenant_max_pending: int = 10_000

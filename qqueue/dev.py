@@ -61,6 +61,7 @@ def run(settings: Settings, *, port: int) -> int:
     base = f"http://{HOST}:{port}"
     fate = "keeps running after qqueue dev" if server.keeps_running else "stops with qqueue dev"
     print(f"qqueue dev: API        {base}  (docs {base}/schema)\n"
+          f"            dashboard  {base}/ui\n"
           f"            PostgreSQL {server.url}  ({fate})\n"
           f"            worker     {settings.effective_concurrency()} slots\n"
           f"            try:       curl -s {base}/tasks -H 'content-type: application/json' "

@@ -11,11 +11,11 @@ from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, Reference, SecurityScheme
 
 import qqueue
-from qqueue.api import correlation
+from qqueue import dashboard
+from qqueue.api import correlation, docs
 from qqueue.api.auth import bearer_auth
 from qqueue.api.backends import BackendController
 from qqueue.api.context import ApiContext
@@ -53,7 +53,10 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
             Router(path="/", route_handlers=[BatchController, JobController],
                    request_max_body_size=settings.api_max_batch_body_bytes),
             metrics,
+            docs.assets_router(),
+            *dashboard.routes(settings),
         ],
+        template_config=dashboard.template_config(),
         dependencies={"api": Provide(lambda: context, use_cache=True, sync_to_thread=False)},
         lifespan=[context.lifespan],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
@@ -64,7 +67,7 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
             version=qqueue.__version__,
             description="Run OpenQASM circuits asynchronously on a PostgreSQL-only task queue.",
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger"), JsonRenderPlugin()],
+            render_plugins=docs.render_plugins(),
             # With API keys on, every operation but GET /health (which opts out) needs a bearer key.
             components=security if settings.api_auth else Components(),
             security=[{"apiKey": []}] if settings.api_auth else None,

@@ -25,11 +25,13 @@ from qqueue.store import keys, reads
 
 log = logging.getLogger("qqueue.api")
 
-__all__ = ["EXCLUDE_FROM_AUTH", "TRUSTED", "Principal", "authenticate", "bearer_auth", "principal_of",
+__all__ = ["EXCLUDE_FROM_AUTH", "TRUSTED", "Principal", "authenticate", "authenticate_key", "bearer_auth",
+           "principal_of",
            "requires_operator", "tenant_of", "visible_tenant"]
 
 #: Route option that lets a handler answer without a key (GET /health, for load balancers).
 EXCLUDE_FROM_AUTH = "exclude_from_auth"
+_BEARER_REFUSAL = "A valid API key is required: send `Authorization: Bearer <key>`."
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="qqueue"'}
 
 
@@ -66,13 +68,24 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
     prefix = keys.parse(presented) if scheme.lower() == "bearer" else None
     if prefix is None:
         raise _refused(connection, "missing or malformed" if not header else "malformed")
+    result = await authenticate_key(connection, presented, prefix)
+    return result.user
+
+
+async def authenticate_key(
+    connection: ASGIConnection[Any, Any, Any, Any], presented: str, prefix: str, *,
+    refusal: str = _BEARER_REFUSAL,
+) -> AuthenticationResult:
+    """The `Principal` of the key `presented` (whose public prefix is `prefix`) as the request's user, or
+    `NotAuthorizedException` with `refusal` when it is unknown, wrong or revoked. Shared by the bearer header
+    and the dashboard's cookie."""
     api = connection.app.state["api"]
     row = await api.read(reads.api_key(prefix))
     # The hash is compared even for a revoked key, so both answers take the same time.
     matches = row is not None and keys.verify(presented, row.key_hash)
     if row is None or not matches or row.revoked:
-        raise _refused(connection, "revoked" if matches else "unknown")
-    return Principal(tenant=row.tenant, role=row.role, key_prefix=prefix)
+        raise _refused(connection, "revoked" if matches else "unknown", refusal)
+    return AuthenticationResult(user=Principal(tenant=row.tenant, role=row.role, key_prefix=prefix), auth=prefix)
 
 
 class _BearerKeyMiddleware(AbstractAuthenticationMiddleware):
@@ -81,16 +94,17 @@ class _BearerKeyMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=principal, auth=principal.key_prefix)
 
 
-def _refused(connection: ASGIConnection[Any, Any, Any, Any], why: str) -> NotAuthorizedException:
+def _refused(
+    connection: ASGIConnection[Any, Any, Any, Any], why: str, refusal: str = _BEARER_REFUSAL,
+) -> NotAuthorizedException:
     log.info("request refused: %s API key", why, extra={"correlation_id": correlation.from_scope(connection.scope)})
-    return NotAuthorizedException("A valid API key is required: send `Authorization: Bearer <key>`.",
-                                  headers=_CHALLENGE)
+    return NotAuthorizedException(refusal, headers=_CHALLENGE)
 
 
 def bearer_auth() -> DefineMiddleware:
     """The middleware to install when API keys are on. The interactive docs and the OpenAPI document stay
-    public: they describe the API and hold nothing of any tenant."""
-    return DefineMiddleware(_BearerKeyMiddleware, exclude=["^/schema"], exclude_from_auth_key=EXCLUDE_FROM_AUTH,
+    public: they describe the API and hold nothing of any tenant. The dashboard (/ui) checks its own cookie."""
+    return DefineMiddleware(_BearerKeyMiddleware, exclude=["^/schema", "^/ui"], exclude_from_auth_key=EXCLUDE_FROM_AUTH,
                             exclude_http_methods=["OPTIONS"])
 
 

@@ -19,6 +19,9 @@ import msgspec
 import psycopg
 
 from qqueue.api.schemas import (
+    DurationHistogram,
+    Durations,
+    FailureGroup,
     JobEvent,
     JobPage,
     JobStatus,
@@ -27,7 +30,9 @@ from qqueue.api.schemas import (
     TaskDetail,
     TaskEvent,
     TaskPage,
+    TaskSource,
     TaskSummary,
+    ThroughputMinute,
     Timings,
     WorkerInfo,
 )
@@ -49,7 +54,9 @@ __all__ = [
     "ListFilter",
     "Read",
     "api_key",
+    "durations",
     "event_batch",
+    "failure_groups",
     "fetch",
     "fetch_async",
     "finished_of",
@@ -63,6 +70,8 @@ __all__ = [
     "queue_stats",
     "task_detail",
     "task_page",
+    "task_source",
+    "throughput",
 ]
 
 
@@ -165,6 +174,29 @@ def task_page(where: ListFilter) -> Read[TaskPage]:
         return TaskPage(items=[TaskSummary(**r) for r in page], next_cursor=next_cursor)
 
     return Read("task_list", where.params(), shape)
+
+
+def task_source(task_id: uuid.UUID, tenant: str | None = None) -> Read[TaskSource]:
+    """The circuit and options a task was queued with; another tenant's task is `TaskNotFoundError`."""
+
+    def shape(row: dict[str, Any] | None) -> TaskSource:
+        if row is None:
+            raise TaskNotFoundError(task_id)
+        payload = msgspec.json.decode(row["payload_json"])
+        if not isinstance(payload, dict):
+            return TaskSource(circuit_format=None, circuit_source=None, options={"payload": payload})
+        circuit = payload.pop("circuit", None)
+        if not isinstance(circuit, dict):
+            return TaskSource(circuit_format=None, circuit_source=None, options=payload)
+        return TaskSource(circuit_format=circuit.get("format"), circuit_source=circuit.get("source"), options=payload)
+
+    return Read("task_get_payload", {"id": task_id, "tenant": tenant}, shape)
+
+
+def failure_groups(tenant: str | None = None, *, limit: int = 50, examples: int = 5) -> Read[list[FailureGroup]]:
+    """Failed tasks grouped by error code and message, the largest groups first, with their newest `examples`."""
+    return Read("task_failures_grouped", {"tenant": tenant, "limit": limit, "examples": examples},
+                lambda rows: [FailureGroup(**r) for r in rows])
 
 
 def finished_of(ids: Sequence[uuid.UUID]) -> Read[list[uuid.UUID]]:
@@ -352,6 +384,29 @@ def live_workers(*, show_hosts: bool = True) -> Read[list[WorkerInfo]]:
         return [WorkerInfo(**{**r, "hostname": None, "pid": None}) for r in rows]
 
     return Read("worker_list_live", {}, shape)
+
+
+def throughput(tenant: str | None = None) -> Read[list[ThroughputMinute]]:
+    """Tasks that ended in each of the last 60 minutes, oldest first (the current minute last)."""
+    return Read("dashboard_throughput", {"tenant": tenant}, lambda rows: [ThroughputMinute(**r) for r in rows])
+
+
+#: Upper edges of the duration buckets, in seconds: a log scale from queue-fast to hour-long tasks.
+DURATION_EDGES_S = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+
+
+def durations(tenant: str | None = None) -> Read[Durations]:
+    """Histograms of queue wait and run time over the tasks that ended in the last hour."""
+    edges = list(DURATION_EDGES_S)
+
+    def shape(rows: list[dict[str, Any]]) -> Durations:
+        counts = {"wait": [0] * (len(edges) + 1), "run": [0] * (len(edges) + 1)}
+        for row in rows:
+            counts[row["measure"]][row["bucket"]] += row["tasks"]
+        return Durations(wait=DurationHistogram(edges_s=edges, tasks=counts["wait"]),
+                         run=DurationHistogram(edges_s=edges, tasks=counts["run"]))
+
+    return Read("dashboard_durations", {"tenant": tenant, "edges_s": edges}, shape)
 
 
 class HealthFigures(msgspec.Struct, kw_only=True, frozen=True):

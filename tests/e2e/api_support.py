@@ -17,7 +17,8 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import REPO, wait_until
+from qqueue.store import db
+from tests.conftest import REPO, WorkerProcess, wait_until
 
 BELL = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n'
 
@@ -50,7 +51,11 @@ class ApiServer:
         )
         self.client = httpx.Client(base_url=self.url, timeout=30)
         if wait_healthy:
-            wait_until(self._healthy, timeout_s=60, interval_s=0.05)
+            self.wait_healthy()
+
+    def wait_healthy(self) -> None:
+        """Return once /health answers 200; fail if the process exits first."""
+        wait_until(self._healthy, timeout_s=60, interval_s=0.05)
 
     def _healthy(self) -> bool:
         if self.proc.poll() is not None:
@@ -77,6 +82,28 @@ class ApiServer:
                 self.proc.wait(10)
         print(f"--- API {self.proc.pid} output ---\n{self.output()}")
         self.log.close()
+
+
+@contextmanager
+def running_worker(database_url: str, *args: str, wait: bool = True) -> Iterator[WorkerProcess]:
+    """A `qqueue worker` with `args`, registered (live) before it is handed over unless not `wait`; killed
+    afterwards, its output printed (shown when a test failed)."""
+    proc = WorkerProcess(database_url, *args)
+    try:
+        if wait:
+            wait_registered(database_url, proc)
+        yield proc
+    finally:
+        proc.kill_all()
+        print(f"--- worker {proc.pid} output ---\n{proc.output()}")
+        proc.log.close()
+
+
+def wait_registered(database_url: str, worker: WorkerProcess) -> None:
+    """Return once `worker` has registered and not stopped."""
+    with db.connection(database_url) as conn:
+        wait_until(lambda: conn.execute("SELECT count(*) FROM qqueue.workers WHERE pid = %s AND stopped_at IS NULL",
+                                        (worker.pid,)).fetchone()[0], timeout_s=60)
 
 
 def raw_request(port: int, head: bytes, body_parts: Iterator[bytes] | None = None, *, timeout_s: float = 10) -> bytes:

@@ -213,6 +213,9 @@ def test_qqueue_dev_killed_with_sigkill_takes_its_worker_and_postgres_with_it(fo
 
         wait_until(healthy, timeout_s=90, interval_s=0.1)
         wait_until(lambda: "worker started" in (tmp_path / "dev.log").read_text(), timeout_s=60)
+        # The dashboard's URL beside the API's, and the page answers there.
+        assert f"dashboard  http://127.0.0.1:{port}/ui" in (tmp_path / "dev.log").read_text()
+        assert httpx.get(f"http://127.0.0.1:{port}/ui", timeout=10).status_code == 200
         postmaster = embedded.status(folder).pid
         assert postmaster is not None
         # The worker, its forkserver and slots, the watchdog, and PostgreSQL.

@@ -5,8 +5,8 @@ from the domain records (`qqueue.tasks`): the wire may rename or hide, the domai
 Constraints mirror the CHECKs of qqueue.tasks, so a bad value is a 400 at the door, not a database error.
 
 By concern: `common` (name rules, annotated scalars, simulation options, errors), `tasks`, `jobs`, `events`,
-`service` (health, queues, workers, backends) and `webhooks` (what a callback receives). Every name is
-importable from here.
+`service` (health, queues, workers, backends), `webhooks` (what a callback receives) and `dashboard` (the
+web dashboard's figures). Every name is importable from here.
 """
 
 from qqueue.api.schemas.common import (
@@ -22,6 +22,13 @@ from qqueue.api.schemas.common import (
     SimulationOptions,
     Tag,
     UtcTime,
+)
+from qqueue.api.schemas.dashboard import (
+    DurationHistogram,
+    Durations,
+    FailureGroup,
+    TaskSource,
+    ThroughputMinute,
 )
 from qqueue.api.schemas.events import JobEvent, TaskEvent
 from qqueue.api.schemas.jobs import (
@@ -63,12 +70,13 @@ from qqueue.api.schemas.tasks import (
 from qqueue.api.schemas.webhooks import WebhookError, WebhookEvent
 
 __all__ = [
-    "MAX_BATCH", "MAX_JOB_PUBS", "MAX_RETRY_BATCH", "BulkRetryAnswer", "BulkRetryRequest", "RetryAnswer",
-    "RetryRequest", "NAME_PATTERN", "PATTERN_WORDS", "TAG_PATTERN", "BackendInfo", "BatchAnswer",
-    "BatchItem", "BatchSubmission", "CancelAnswer", "ErrorAnswer", "ErrorDetail", "Health", "JobCancelAnswer",
+    "MAX_BATCH", "MAX_JOB_PUBS", "MAX_RETRY_BATCH", "NAME_PATTERN", "PATTERN_WORDS", "TAG_PATTERN", "BackendInfo",
+    "BatchAnswer", "BatchItem", "BatchSubmission", "BulkRetryAnswer", "BulkRetryRequest", "CancelAnswer",
+    "DurationHistogram", "Durations", "ErrorAnswer", "ErrorDetail", "FailureGroup", "Health", "JobCancelAnswer",
     "JobDetail", "JobEvent", "JobFailure", "JobPage", "JobProgress", "JobStatus", "JobSubmission", "JobSubmitAnswer",
     "JobSummary", "JobTask", "KindName", "Observables", "ParameterValues", "PubResult", "PubSubmission",
-    "QueueControls", "QueueLimit", "QueueName", "QueueStats", "SimulationOptions", "StatusChange", "SubmitAnswer",
-    "Tag", "TaskDetail", "TaskEvent", "TaskPage", "TaskSubmission", "TaskSummary", "Timings", "UtcTime",
-    "WebhookError", "WebhookEvent", "WorkerInfo", "decode_item",
+    "QueueControls", "QueueLimit", "QueueName", "QueueStats", "RetryAnswer", "RetryRequest", "SimulationOptions",
+    "StatusChange", "SubmitAnswer", "Tag", "TaskDetail", "TaskEvent", "TaskPage", "TaskSource", "TaskSubmission",
+    "TaskSummary", "ThroughputMinute", "Timings", "UtcTime", "WebhookError", "WebhookEvent", "WorkerInfo",
+    "decode_item",
 ]
