@@ -324,3 +324,18 @@ def test_with_keys_on_a_tenant_signs_in_sees_only_its_tasks_and_logs_out(page, k
     assert "qqueue_key" not in {c["name"] for c in page.context.cookies()}
     page.goto(f"{keyed_api.url}/ui/failures")
     assert page.url.endswith("/ui/login")
+
+
+def test_with_keys_on_an_operators_key_sees_every_tenant_and_the_workers(page, keyed_api, sql):  # noqa: F811
+    keyed_api.wait_healthy()
+    operator = keys.create(sql, f"t-{uuid.uuid4().hex[:8]}", role="operator", label="dashboard").key
+    other = keys.create(sql, f"o-{uuid.uuid4().hex[:8]}", label="dashboard").key
+    theirs = submit(keyed_api, {"kind": "noop", "queue": idle_queue()}, {"Authorization": f"Bearer {other}"})
+    page.goto(f"{keyed_api.url}/ui/login")
+    page.fill("#key", operator)
+    page.click("#login-form button")
+    expect(page.locator("nav .who")).to_contain_text("all tenants")
+    expect(page.locator("nav >> text=Workers")).to_have_count(1)
+    assert page.goto(f"{keyed_api.url}/ui/workers").status == 200  # type: ignore[union-attr]
+    assert page.goto(f"{keyed_api.url}/ui/tasks/{theirs}").status == 200  # type: ignore[union-attr]
+    page.click("nav >> text=Log out")
