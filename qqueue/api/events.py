@@ -33,7 +33,7 @@ from qqueue.store import reads
 
 log = logging.getLogger("qqueue.api.events")
 
-__all__ = ["EventController"]
+__all__ = ["EventController", "open_stream"]
 
 #: Most task ids one stream may filter on.
 MAX_TASK_IDS = 100
@@ -114,11 +114,18 @@ class EventController(Controller):
         where = reads.EventFilter(tenant=visible_tenant(request.scope),
                                   task_ids=frozenset(task_id) if task_id is not None else None,
                                   job_id=job_id, queue=queue)
-        stream = await api.events.open(where, ready_timeout_s=_READY_TIMEOUT_S)
-        cid = correlation.from_scope(request.scope)
-        log.info("event stream opened", extra={"correlation_id": cid, "after": after, "streams": api.events.streams})
-        body = api.events.tie(stream, _body(api, stream, after, duration_s, cid))
-        return ServerSentEvent(body)
+        return await open_stream(request, api, where, after=after, duration_s=duration_s)
+
+
+async def open_stream(request: Request[Any, Any, Any], api: ApiContext, where: reads.EventFilter, *,
+                      after: int | None = None, duration_s: float | None = None) -> ServerSentEvent:
+    """A stream of the events `where` selects, after event `after` (None: from now on), for `duration_s` (None:
+    until the client leaves); GET /events and the dashboard's live pages both serve one. Raises
+    `EventStreamsFullError` (503) when this process serves its most streams."""
+    stream = await api.events.open(where, ready_timeout_s=_READY_TIMEOUT_S)
+    cid = correlation.from_scope(request.scope)
+    log.info("event stream opened", extra={"correlation_id": cid, "after": after, "streams": api.events.streams})
+    return ServerSentEvent(api.events.tie(stream, _body(api, stream, after, duration_s, cid)))
 
 
 async def _body(

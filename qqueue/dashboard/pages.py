@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import msgspec
 from litestar import Controller, Request, get
 from litestar.exceptions import NotFoundException, PermissionDeniedException
-from litestar.params import FromPath
-from litestar.response import Template
+from litestar.params import FromPath, QueryParameter
+from litestar.response import ServerSentEvent, Template
 
+from qqueue.api.events import open_stream
 from qqueue.api.params import Api
 from qqueue.api.schemas import StatusChange
 from qqueue.dashboard import charts, filters
@@ -45,7 +46,7 @@ class PageController(Controller):
         tenant = viewer(request).tenant
         queues, minutes, durations = await asyncio.gather(
             api.read(reads.queue_stats(tenant)), api.read(reads.throughput(tenant)), api.read(reads.durations(tenant)))
-        return page(request, "overview", refresh_s=REFRESH_S, queues=queues,
+        return page(request, "overview", refresh_s=REFRESH_S, events="events", queues=queues,
                     notice=NOTICES.get(request.query_params.get("notice", "")),
                     throughput=charts.throughput_chart(minutes), ended=sum(
                         m.completed + m.failed + m.cancelled for m in minutes),
@@ -78,7 +79,8 @@ class PageController(Controller):
                 counts = charts.counts_of(msgspec.json.decode(detail.result))
         notice = NOTICES.get(request.query_params.get("notice", ""))
         live = detail.status not in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
-        return page(request, "task", refresh_s=REFRESH_S if live else None, task=detail, source=source,
+        return page(request, "task", refresh_s=REFRESH_S if live else None, events=f"events?task={task_id}",
+                    task=detail, source=source,
                     history=history, counts=counts, histogram=charts.counts_chart(counts) if counts else None,
                     result_bytes=result_bytes, notice=notice,
                     cancellable=detail.status in (TaskStatus.PENDING, TaskStatus.RUNNING)
@@ -97,6 +99,16 @@ class PageController(Controller):
             raise PermissionDeniedException(
                 "Where workers run is the operator's to know: a tenant's key has no workers page.")
         return page(request, "workers", workers=await api.read(reads.live_workers()))
+
+    @get("/events", name="ui-events")
+    async def events(self, request: Request[Any, Any, Any], api: Api,
+                     task: Annotated[uuid.UUID | None, QueryParameter(required=False)] = None) -> ServerSentEvent:
+        """The viewer's status changes (of one task, with `task`), as server-sent events: a live page refreshes
+        when one arrives. An EventSource cannot send the API's Authorization header, so the dashboard serves
+        the stream itself, behind its own sign-in."""
+        where = reads.EventFilter(tenant=viewer(request).tenant, task_ids=frozenset({task}) if task else None,
+                                  job_id=None, queue=None)
+        return await open_stream(request, api, where)
 
     @get("/{rest:path}", name="ui-unknown")
     async def unknown(self, rest: FromPath[str]) -> Template:

@@ -18,13 +18,16 @@ from qqueue.api.auth import visible_tenant
 from qqueue.api.errors import EXCEPTION_HANDLERS
 from qqueue.api.schemas import ErrorAnswer
 
-__all__ = ["BASE", "LOGIN", "REFRESH_S", "STATIC_DIR", "Viewer", "exception_handlers", "page", "template_config",
-           "viewer"]
+__all__ = ["BACKSTOP_S", "BASE", "LOGIN", "REFRESH_S", "STATIC_DIR", "Viewer", "exception_handlers", "page",
+           "template_config", "viewer"]
 
 BASE = "/ui"
 LOGIN = f"{BASE}/login"
-#: How often the overview and a task's page poll for fresh figures (the event stream will push them instead).
+#: How often the overview and a task's page poll for fresh figures when the browser has no event stream.
 REFRESH_S = 3
+#: With a stream, a live page refreshes when an event arrives (at most once per REFRESH_S), and polls this seldom
+#: only for what no event announces (due counts turning due, ages).
+BACKSTOP_S = 30
 STATIC_DIR = Path(__file__).parent / "static"
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -53,11 +56,13 @@ def viewer(request: Request[Any, Any, Any]) -> Viewer:
 
 
 def page(request: Request[Any, Any, Any], name: str, *, status_code: int = 200, refresh_s: int | None = None,
-         **context: Any) -> Template:
-    """The page `name`.html with `context`, plus what the layout needs (the viewer, the current section)."""
+         events: str | None = None, **context: Any) -> Template:
+    """The page `name`.html with `context`, plus what the layout needs (the viewer, the current section). A live
+    page (`refresh_s`) refreshes itself, when `events` (a stream under /ui) says something changed."""
     return Template(template_name=f"{name}.html", status_code=status_code,
                     context={"viewer": viewer(request), "section": name, "refresh_s": refresh_s, "base": BASE,
-                             **context})
+                             "events": f"{BASE}/{events}" if events and refresh_s else None,
+                             "backstop_s": BACKSTOP_S, **context})
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:

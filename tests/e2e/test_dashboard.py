@@ -256,12 +256,16 @@ def test_a_hostile_request_gets_a_page_with_a_clear_4xx(api, method, path, body,
 
 def test_a_state_change_arrives_without_a_reload(page, api, worker, shots):
     task_id = submit(api, {"kind": "sleep", "queue": QUEUE, "payload": {"seconds": 1.5}})
+    streams: list[str] = []
+    page.on("request", lambda r: streams.append(r.url) if "/ui/events" in r.url else None)
     page.goto(f"{api.url}/ui/tasks/{task_id}")
     expect(page.locator("#task-status")).not_to_have_text("completed")
     page.evaluate("window.sameDocument = true")
     expect(page.locator("#task-status")).to_have_text("completed", timeout=SHOWN_MS)
     expect(page.locator("#histogram")).to_contain_text("has no counts")
     assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
+    # Pushed by the task's event stream, not found by a poll.
+    assert streams == [f"{api.url}/ui/events?task={task_id}"]
 
 
 def test_docs_and_dashboard_load_nothing_from_outside_the_server(page, api, workload, shots):
