@@ -225,6 +225,16 @@ def _opens(api: ApiServer, headers: dict[str, str]) -> bool:
         return response.status_code == 200
 
 
+def test_an_operators_key_streams_every_tenants_events(api, sql):  # noqa: F811
+    made = keys.create(sql, None, role="operator", label="events")
+    operator = {"Authorization": f"Bearer {made.key}"}
+    queue = idle_queue()
+    first, second = submit(api, tenant(sql), queue), submit(api, tenant(sql), queue)
+    with stream(api, operator, queue=queue, last_event_id=0) as everyone:
+        seen = everyone.until(lambda got: len(got) == 2)
+    assert {e["data"]["task_id"] for e in seen} == {first, second}
+
+
 def test_open_streams_end_cleanly_when_the_server_stops(api, sql):  # noqa: F811
     # Last in the module: it stops the module's server.
     headers = tenant(sql)
@@ -238,12 +248,3 @@ def test_open_streams_end_cleanly_when_the_server_stops(api, sql):  # noqa: F811
     assert api.proc.wait(30) in (0, 128 + signal.SIGINT)
     assert "timeout graceful shutdown exceeded" not in api.output()
 
-
-def test_an_operators_key_streams_every_tenants_events(api, sql):  # noqa: F811
-    made = keys.create(sql, None, role="operator", label="events")
-    operator = {"Authorization": f"Bearer {made.key}"}
-    queue = idle_queue()
-    with stream(api, operator, queue=queue) as everyone:
-        first, second = submit(api, tenant(sql), queue), submit(api, tenant(sql), queue)
-        seen = everyone.until(lambda got: len(got) == 2)
-    assert {e["data"]["task_id"] for e in seen} == {first, second}
