@@ -28,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from qqueue.api.auth import requires_operator
 from qqueue.api.errors import documented
 from qqueue.errors import MetricsCatchingUpError
 from qqueue.store import metric_reads
@@ -40,9 +41,9 @@ if TYPE_CHECKING:
 
 __all__ = ["METRICS_ACCESS", "FleetMetrics", "fleet_exposition", "fleet_families", "metrics"]
 
-#: Who may read /metrics, in this one place: with API keys on, any valid key, as for GET /workers (the figures
-#: are the fleet's, not a tenant's); with keys off, anyone. An operator-only guard belongs here.
-METRICS_ACCESS: dict[str, Any] = {}
+#: Who may read /metrics, in this one place: the figures are the whole fleet's, every tenant's, so with API keys
+#: on only an operator's key (a tenant's is answered 403); with keys off, anyone.
+METRICS_ACCESS: dict[str, Any] = {"guards": [requires_operator]}
 
 #: How long one scrape may spend rolling up a backlog of finished tasks. A scrape that could not catch up answers
 #: 503 rather than add the rest row by row (a cost that grows with the backlog); the next scrapes go on from there.
@@ -198,7 +199,7 @@ class _RequestTimer:
 
 
 @get("/metrics", summary="Prometheus metrics", tags=["operations"], cache=False, media_type=CONTENT_TYPE_LATEST,
-     responses=documented("401", "503"), **METRICS_ACCESS)
+     responses=documented("401", "403", "503"), **METRICS_ACCESS)
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     """The fleet's figures from the database (the same from every API process) and this process's request
     latency, in Prometheus' text format. Every metric is described in the README."""

@@ -116,15 +116,17 @@ def test_request_latency_is_counted_by_route_template_never_by_raw_path(module_d
     assert by_route == {("GET", "/tasks/{task_id}", "200"): 1, ("GET", "/tasks/{task_id}", "404"): 2}
 
 
-def test_with_api_keys_on_metrics_need_a_key(module_db, sql):
-    made = keys.create(sql, f"t-{uuid.uuid4().hex[:8]}", label="test")
+def test_with_api_keys_on_metrics_need_an_operator_key(module_db, sql):
+    tenant = keys.create(sql, f"t-{uuid.uuid4().hex[:8]}", label="test")
+    operator = keys.create(sql, None, label="test", role="operator")
     with app_instance(module_db, api_auth=True) as api:
         assert api.get("/metrics").status_code == 401
-        samples = scrape(api, headers={"Authorization": f"Bearer {made.key}"})
+        assert api.get("/metrics", headers={"Authorization": f"Bearer {tenant.key}"}).status_code == 403
+        samples = scrape(api, headers={"Authorization": f"Bearer {operator.key}"})
     assert value(samples, "qqueue_tasks_completed_total", queue=Q, kind="noop") == 2
     timed = {dict(k)["status"]: v for (n, k), v in samples.items()
              if n == "qqueue_http_request_duration_seconds_count" and dict(k)["route"] == "/metrics"}
-    assert timed == {"401": 1}, "the refusal is timed too (a scrape is observed once it has answered)"
+    assert timed == {"401": 1, "403": 1}, "refusals are timed too (a scrape is observed once it has answered)"
 
 
 def test_a_backlog_too_large_for_one_scrape_answers_503_until_rolled_up_then_the_same_figures(

@@ -10,6 +10,7 @@ import pytest
 
 from qqueue.api.metrics import fleet_exposition
 from qqueue.store import db, metric_reads, queue, reads
+from qqueue.store.retries import RetryFilter
 from tests.metrics_support import FAILURES, Samples, age_finished_tasks, database_says, parse, run_workload, value
 
 Q = "metrics"
@@ -98,3 +99,22 @@ def test_tasks_inserted_already_finished_behind_the_mark_are_counted_and_purged_
     purged = scrape(conn)
     assert value(purged, "qqueue_tasks_completed_total", queue="history", kind="noop") == 3
     assert value(purged, "qqueue_tasks", queue="history", status="completed") == 0
+
+
+@pytest.mark.parametrize("rolled_up_first", [True, False], ids=["rolled-up", "not-rolled-up"])
+def test_a_retried_failure_stays_counted_and_leaves_the_failed_gauge(
+    conn: psycopg.Connection[Any], rolled_up_first: bool
+) -> None:
+    run_workload(conn, Q)
+    age_finished_tasks(conn)
+    before = scrape(conn) if rolled_up_first else parse(
+        fleet_exposition(reads.fetch(conn, metric_reads.snapshot(None))).decode())
+    failed = value(before, "qqueue_tasks", queue=Q, status="failed")
+    retried = queue.retry_many(conn, RetryFilter(statuses=["failed"]), note="test")
+    assert len(retried.retried) == failed > 0
+    after = scrape(conn)
+    # Sums added in another order differ in their last bits.
+    assert monotonic_part(after) == pytest.approx(monotonic_part(before))
+    assert value(after, "qqueue_tasks", queue=Q, status="failed") == 0
+    assert value(after, "qqueue_tasks", queue=Q, status="pending") == value(before, "qqueue_tasks", queue=Q,
+                                                                             status="pending") + failed
