@@ -179,7 +179,7 @@ class TaskController(Controller):
         gains one saying who retried it, and why (`reason`). A task in any other state: 409. A task of a job
         re-opens the job, which then finishes again with its tasks."""
         cid = correlation.from_scope(request.scope)
-        result = await _retried(request, api, RetryFilter(ids=[task_id]), data.reason if data else None)
+        result = await retry_as_caller(request, api, RetryFilter(ids=[task_id]), data.reason if data else None)
         previous = result.outcome_of(task_id)
         log.info("task retried (was %s)", previous, extra=_log_extra(task_id, cid))
         return RetryAnswer(task_id=task_id, status="pending", previous_status=previous,
@@ -196,7 +196,7 @@ class TaskController(Controller):
         cid = correlation.from_scope(request.scope)
         where = RetryFilter(statuses=data.status, queue=data.queue, kind=data.kind, tags=data.tags or None,
                             created_after=data.created_after, created_before=data.created_before)
-        result = await _retried(request, api, where, data.reason, dry_run=data.dry_run, limit=data.limit)
+        result = await retry_as_caller(request, api, where, data.reason, dry_run=data.dry_run, limit=data.limit)
         answer = bulk_answer(result, data.limit)
         if not data.dry_run:
             log.info("bulk retry: %d tasks queued again", answer.retried,
@@ -204,7 +204,7 @@ class TaskController(Controller):
         return answer
 
 
-async def _retried(
+async def retry_as_caller(
     request: Request[Any, Any, Any], api: ApiContext, where: RetryFilter, reason: str | None, *,
     dry_run: bool = False, limit: int = MAX_RETRY_BATCH,
 ) -> RetryResult:

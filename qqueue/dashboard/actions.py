@@ -16,10 +16,12 @@ from qqueue.api import correlation
 from qqueue.api.auth import requires_operator
 from qqueue.api.params import Api
 from qqueue.api.queues import QueuePath
+from qqueue.api.tasks import retry_as_caller
 from qqueue.dashboard.view import BASE, viewer
-from qqueue.errors import InvalidTransitionError
+from qqueue.errors import InvalidTransitionError, RateLimitedError
 from qqueue.store import controls
 from qqueue.store.queue import cancel_async
+from qqueue.store.retries import RetryFilter
 
 log = logging.getLogger("qqueue.api")
 
@@ -27,7 +29,7 @@ __all__ = ["ActionController"]
 
 
 class ActionController(Controller):
-    """POST /ui/tasks/{task_id}/cancel, /ui/queues/{name}/pause and /ui/queues/{name}/resume."""
+    """POST /ui/tasks/{task_id}/cancel and /retry, /ui/queues/{name}/pause and /ui/queues/{name}/resume."""
 
     path = "/"
 
@@ -41,6 +43,19 @@ class ActionController(Controller):
         except InvalidTransitionError:
             outcome = "not_cancellable"
         log.info("task %s from the dashboard", outcome.replace("_", " "),
+                 extra={"task_id": str(task_id), "correlation_id": correlation.from_scope(request.scope)})
+        return Redirect(f"{BASE}/tasks/{task_id}?notice={outcome}", status_code=303)
+
+    @post("/tasks/{task_id:str}/retry", status_code=303)
+    async def retry(self, request: Request[Any, Any, Any], task_id: FromPath[uuid.UUID], api: Api) -> Redirect:
+        """Send a failed or cancelled task back to pending, as POST /tasks/{id}/retry does (its history notes
+        who asked, from the dashboard); another tenant's task is not found."""
+        try:
+            result = await retry_as_caller(request, api, RetryFilter(ids=[task_id]), "from the dashboard")
+            outcome = "retried" if result.retried else "not_retryable"
+        except RateLimitedError:
+            outcome = "over_limit"
+        log.info("task retry from the dashboard: %s", outcome.replace("_", " "),
                  extra={"task_id": str(task_id), "correlation_id": correlation.from_scope(request.scope)})
         return Redirect(f"{BASE}/tasks/{task_id}?notice={outcome}", status_code=303)
 

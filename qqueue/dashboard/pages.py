@@ -30,6 +30,9 @@ NOTICES = {
     "cancelled": "Task cancelled.",
     "cancel_requested": "Cancellation requested: the running task stops shortly.",
     "not_cancellable": "The task had already finished: nothing to cancel.",
+    "retried": "Task sent back to pending: it runs again.",
+    "not_retryable": "Only a failed or cancelled task can be retried.",
+    "over_limit": "Not retried: the tenant would hold more pending tasks than it may.",
     "paused": "Queue paused: no worker claims its tasks until it is resumed.",
     "resumed": "Queue resumed.",
 }
@@ -84,7 +87,8 @@ class PageController(Controller):
                     history=history, counts=counts, histogram=charts.counts_chart(counts) if counts else None,
                     result_bytes=result_bytes, notice=notice,
                     cancellable=detail.status in (TaskStatus.PENDING, TaskStatus.RUNNING)
-                    and detail.cancel_requested_at is None)
+                    and detail.cancel_requested_at is None,
+                    retryable=detail.status in (TaskStatus.FAILED, TaskStatus.CANCELLED))
 
     @get("/failures", name="ui-failures")
     async def failures(self, request: Request[Any, Any, Any], api: Api) -> Template:

@@ -208,6 +208,22 @@ def test_cancel_through_the_form_is_recorded_in_the_history(page, api, sql):  # 
     assert status(api, task_id) == "cancelled"
 
 
+def test_retry_through_the_form_sends_a_cancelled_task_back_to_pending(page, api, sql):  # noqa: F811
+    task_id = submit(api, {"kind": "noop", "queue": idle_queue()})
+    assert api.client.post(f"/tasks/{task_id}/cancel").status_code == 200
+    page.goto(f"{api.url}/ui/tasks/{task_id}")
+    expect(page.locator("#task-status")).to_have_text("cancelled")
+    page.click("#retry-form button")
+    expect(page.locator(".notice")).to_have_text("Task sent back to pending: it runs again.")
+    expect(page.locator("#task-status")).to_have_text("pending")
+    expect(page.locator("#retry-form")).to_have_count(0)
+    events = sql.execute("SELECT status::text, note FROM qqueue.task_events WHERE task_id = %s ORDER BY id",
+                         (task_id,)).fetchall()
+    assert [e[0] for e in events] == ["pending", "cancelled", "pending"]
+    assert events[-1][1].startswith("retried by") and events[-1][1].endswith("from the dashboard")
+    assert status(api, task_id) == "pending"
+
+
 def test_pause_and_resume_a_queue_through_the_forms_as_queue_events(page, api, sql, shots):  # noqa: F811
     queue = idle_queue()
     task_id = submit(api, {"kind": "noop", "queue": queue})
