@@ -21,7 +21,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from qqueue import jobs
 from qqueue.api import correlation, limits, submit
-from qqueue.api.auth import tenant_of, visible_tenant
+from qqueue.api.auth import visible_tenant
 from qqueue.api.context import ApiContext
 from qqueue.api.errors import documented
 from qqueue.api.params import (
@@ -123,9 +123,7 @@ class JobController(Controller):
         """Preflight every PUB and queue the job: one task per PUB, or per chunk of its parameter sets. Answers
         201 with the job id; 200 with the same job for a replay with the same Idempotency-Key. One PUB refused
         refuses the job (422, its index in `error.details.pub`), and nothing is queued."""
-        cid = correlation.from_scope(request.scope)
-        tenant = tenant_of(request.scope)
-        digest = submit.request_hash(data) if idempotency_key else None
+        cid, tenant, digest = submit.caller(request.scope, data, idempotency_key)
         if idempotency_key and digest and (earlier := await _replayed(api, idempotency_key, tenant, digest)):
             return Response(earlier, status_code=200, headers={"Location": f"/jobs/{earlier.job_id}"})
         submit.check_metadata(data.metadata)

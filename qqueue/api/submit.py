@@ -14,10 +14,12 @@ import hashlib
 import re
 from collections.abc import Sequence
 from datetime import UTC
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
+from qqueue.api import correlation
+from qqueue.api.auth import tenant_of
 from qqueue.api.schemas import TaskSubmission
 from qqueue.errors import IntakeError
 from qqueue.intake import CIRCUIT_KINDS, IntakeLimits, IntakeRequest, ParserPool, PreparedTask
@@ -28,6 +30,21 @@ from qqueue.webhooks import targets
 MAX_METADATA_BYTES = 8192
 
 _encoder = msgspec.json.Encoder(order="sorted")
+
+
+class Caller(NamedTuple):
+    """Who submits, as a submit handler needs it: the request's correlation id, the tenant its tasks belong to,
+    and the request's hash when it carries an Idempotency-Key (None otherwise)."""
+
+    correlation_id: str
+    tenant: str | None
+    request_hash: str | None
+
+
+def caller(scope: Any, body: Any, idempotency_key: str | None) -> Caller:
+    """The `Caller` of a submit request with decoded `body`."""
+    return Caller(correlation.from_scope(scope), tenant_of(scope),
+                  request_hash(body) if idempotency_key else None)
 
 
 #: Submission fields added after Idempotency-Keys were first hashed: left out of the hash while unset, so a

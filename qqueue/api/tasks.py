@@ -92,9 +92,7 @@ class TaskController(Controller):
     ) -> Response[SubmitAnswer]:
         """Preflight the circuit and queue it. Answers 201 with the task id and a Location header; 200 with
         the same task for a replay of an earlier request with the same Idempotency-Key."""
-        cid = correlation.from_scope(request.scope)
-        tenant = tenant_of(request.scope)
-        digest = submit.request_hash(data) if idempotency_key else None
+        cid, tenant, digest = submit.caller(request.scope, data, idempotency_key)
         [spec] = await _specs([data], api, cid, idempotency_key, digest, batch=False, tenant=tenant)
         if isinstance(spec, IntakeError):
             log.info("task rejected: %s", spec.message, extra=_log_extra(None, cid, kind=data.kind, error=spec.code))
