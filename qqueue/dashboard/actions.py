@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, post
-from litestar.params import FromPath
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import ValidationException
+from litestar.params import Body, FromPath
 from litestar.response import Redirect
 
 from qqueue.api import correlation
@@ -29,7 +32,7 @@ __all__ = ["ActionController"]
 
 
 class ActionController(Controller):
-    """POST /ui/tasks/{task_id}/cancel and /retry, /ui/queues/{name}/pause and /ui/queues/{name}/resume."""
+    """POST /ui/tasks/{task_id}/cancel and /retry, /ui/queues/{name}/pause, /resume and /limit."""
 
     path = "/"
 
@@ -69,12 +72,33 @@ class ActionController(Controller):
         """Resume the queue (operators only), recorded as a queue event."""
         return await _control(request, api, name, pause=False)
 
+    @post("/queues/{name:str}/limit", status_code=303, guards=[requires_operator])
+    async def limit(self, request: Request[Any, Any, Any], name: QueuePath, api: Api,
+                    data: Annotated[LimitForm, Body(media_type=RequestEncodingType.URL_ENCODED)]) -> Redirect:
+        """Set the queue's max_running (empty: no limit), as POST /queues/{name}/limit does (operators only)."""
+        text = data.max_running.strip()
+        if text and not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_LIMIT):
+            raise ValidationException(detail=f"max running: a whole number from 1 to {MAX_LIMIT:,}, or empty for "
+                                             "no limit")
+        return await _control(request, api, name, max_running=int(text) if text else None)
 
-async def _control(request: Request[Any, Any, Any], api: Api, name: str, *, pause: bool) -> Redirect:
+
+class LimitForm(msgspec.Struct, kw_only=True):
+    """The limit form's body: the queue's max_running as typed, empty for no limit."""
+
+    max_running: Annotated[str, msgspec.Meta(max_length=20)] = ""
+
+
+#: The largest max_running the form takes (the API's bound).
+MAX_LIMIT = 1_000_000
+
+
+async def _control(request: Request[Any, Any, Any], api: Api, name: str, **change: Any) -> Redirect:
     prefix = request.scope.get("auth")
     actor = f"dashboard, api key {prefix}" if isinstance(prefix, str) else "dashboard"
     async with api.connection() as conn:
-        changed = await controls.apply_async(conn, controls.change(name, pause=pause, actor=actor))
-    log.info("queue %s %s from the dashboard", name, "paused" if changed.paused else "resumed",
-             extra={"queue": name, "correlation_id": correlation.from_scope(request.scope)})
-    return Redirect(f"{BASE}/?notice={'paused' if changed.paused else 'resumed'}", status_code=303)
+        changed = await controls.apply_async(conn, controls.change(name, actor=actor, **change))
+    notice = ("limited" if "max_running" in change else "paused" if changed.paused else "resumed")
+    log.info("queue %s controls from the dashboard: paused=%s max_running=%s", name, changed.paused,
+             changed.max_running, extra={"queue": name, "correlation_id": correlation.from_scope(request.scope)})
+    return Redirect(f"{BASE}/?notice={notice}", status_code=303)

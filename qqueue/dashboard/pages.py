@@ -35,6 +35,7 @@ NOTICES = {
     "over_limit": "Not retried: the tenant would hold more pending tasks than it may.",
     "paused": "Queue paused: no worker claims its tasks until it is resumed.",
     "resumed": "Queue resumed.",
+    "limited": "Queue limit set: every worker obeys it from its next claim on.",
 }
 
 

@@ -224,6 +224,27 @@ def test_retry_through_the_form_sends_a_cancelled_task_back_to_pending(page, api
     assert status(api, task_id) == "pending"
 
 
+def test_limit_a_queue_through_the_form_and_a_bad_limit_is_refused(page, api, sql):  # noqa: F811
+    queue = idle_queue()
+    submit(api, {"kind": "noop", "queue": queue})
+    page.goto(f"{api.url}/ui")
+    row = page.locator(f"tr[data-queue='{queue}']")
+    row.locator("input[name=max_running]").fill("3")
+    row.locator("button", has_text="Set limit").click()
+    expect(page.locator(".notice")).to_contain_text("Queue limit set")
+    expect(row.locator("td.max-running")).to_have_text("3")
+    row.locator("input[name=max_running]").fill("")
+    row.locator("button", has_text="Set limit").click()
+    expect(row.locator("td.max-running")).to_have_text("–")
+    # Past the browser's own check of the field, the server refuses what is not a limit, and writes nothing.
+    row.locator("input[name=max_running]").evaluate("field => { field.type = 'text'; field.value = '0'; }")
+    row.locator("button", has_text="Set limit").click()
+    expect(page.locator("body")).to_contain_text("max running: a whole number")
+    events = sql.execute("SELECT action, max_running FROM qqueue.queue_events WHERE queue = %s ORDER BY id",
+                         (queue,))
+    assert events.fetchall() == [("limited", 3), ("unlimited", None)]
+
+
 def test_pause_and_resume_a_queue_through_the_forms_as_queue_events(page, api, sql, shots):  # noqa: F811
     queue = idle_queue()
     task_id = submit(api, {"kind": "noop", "queue": queue})

@@ -33,7 +33,9 @@
         var fresh = new DOMParser().parseFromString(html, "text/html");
         document.querySelectorAll("[data-live]").forEach(function (region) {
           var next = fresh.getElementById(region.id);
-          if (next) region.innerHTML = next.innerHTML;
+          // A region holding the field being typed in waits for the next turn, so no typing is lost.
+          var typing = region.contains(document.activeElement) && document.activeElement.tagName === "INPUT";
+          if (next && !typing) region.innerHTML = next.innerHTML;
         });
         if (!Number(fresh.body.dataset.refreshS || 0)) stop();
       })
