@@ -9,7 +9,7 @@ from typing import Annotated, Any, cast
 
 import msgspec
 from litestar import Controller, Request, get
-from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.exceptions import NotFoundException, PermissionDeniedException, ValidationException
 from litestar.params import FromPath, QueryParameter
 from litestar.response import ServerSentEvent, Template
 
@@ -18,6 +18,7 @@ from qqueue.api.params import Api
 from qqueue.api.schemas import StatusChange
 from qqueue.dashboard import charts, filters
 from qqueue.dashboard.view import REFRESH_S, page, viewer
+from qqueue.errors import CursorError
 from qqueue.store import reads
 from qqueue.tasks import TaskStatus
 
@@ -25,6 +26,8 @@ __all__ = ["PageController"]
 
 #: The largest result a task page decodes to draw its counts: a bigger one is linked to, not drawn.
 MAX_DRAWN_RESULT_BYTES = 4 * 1024 * 1024
+#: Jobs per page of the jobs list.
+JOBS_PAGE = 50
 #: Notices a page shows after an action (a fixed set: nothing from the query string is written into the page).
 NOTICES = {
     "cancelled": "Task cancelled.",
@@ -96,6 +99,19 @@ class PageController(Controller):
         """Failed tasks grouped by error code and message, with counts and the newest examples."""
         groups = await api.read(reads.failure_groups(viewer(request).tenant))
         return page(request, "failures", groups=groups)
+
+    @get("/jobs", name="ui-jobs")
+    async def jobs(self, request: Request[Any, Any, Any], api: Api,
+                   cursor: Annotated[str | None, QueryParameter(required=False, max_length=200)] = None) -> Template:
+        """Primitive jobs, newest first, with their progress; keyset-paged as the task list is."""
+        try:
+            if cursor:
+                reads.decode_cursor(cursor)
+        except CursorError as exc:
+            raise ValidationException(detail=str(exc)) from exc
+        listing = await api.read(reads.job_page(reads.ListFilter(tenant=viewer(request).tenant, limit=JOBS_PAGE,
+                                                                 cursor=cursor)))
+        return page(request, "jobs", jobs=listing, cursor=cursor)
 
     @get("/workers", name="ui-workers")
     async def workers(self, request: Request[Any, Any, Any], api: Api) -> Template:

@@ -145,6 +145,20 @@ def test_every_page_shows_live_data_from_a_running_worker(workload, page, api, w
     expect(page.locator("#error")).to_contain_text("the dashboard's failure")
 
 
+def test_the_jobs_page_shows_a_job_and_its_progress(page, api, worker, shots):
+    answer = api.client.post("/jobs", json={"kind": "sample", "queue": QUEUE, "pubs": [{"qc": BELL, "shots": 50}]})
+    assert answer.status_code == 201, answer.text
+    job_id = answer.json()["job_id"]
+    wait_until(lambda: api.client.get(f"/jobs/{job_id}").json()["status"] == "completed", timeout_s=60,
+               interval_s=0.1)
+    page.goto(f"{api.url}/ui")
+    page.click("nav >> text=Jobs")
+    row = page.locator(f"tr[data-job='{job_id}']")
+    expect(row).to_contain_text("completed")
+    expect(row).to_contain_text("1 / 1 tasks")
+    shoot(page, shots, "jobs")
+
+
 def test_the_task_list_filters_and_pages_as_the_api_does(page, api, workload, shots):
     page.goto(f"{api.url}/ui/tasks")
     page.fill("input[name=queue]", QUEUE)
@@ -278,6 +292,7 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(api):
     ("GET", "/ui/tasks?limit=0", None, 400, "Invalid filter"),
     ("GET", "/ui/tasks?created_before=soon", None, 400, "created_before"),
     ("GET", "/ui/tasks?cursor=abc", None, 400, "Invalid cursor"),
+    ("GET", "/ui/jobs?cursor=abc", None, 400, "Invalid cursor"),
     ("GET", "/ui/tasks/not-a-task", None, 400, "Invalid request"),
     ("GET", f"/ui/tasks/{uuid.uuid4()}", None, 404, "not found"),
     ("GET", "/ui/nowhere", None, 404, "Not found"),
