@@ -190,6 +190,9 @@ def known_tasks(module_db: str, api: ApiServer) -> Iterator[dict[str, list[str]]
     assert api.client.post(f"/tasks/{cancelled}/cancel").status_code == 200
     KNOWN.update(all=[*ended, cancelled, running, pending], unfinished=[running, pending],
                  finished=[*ended, cancelled], jobs=[job_id])
+    # The server lists its backends once, at the first request, in a child that builds some forty devices (seconds
+    # of CPU): read it here, so that no fuzzed request is timed out waiting for that one-off build.
+    assert api.client.get("/backends", timeout=120).status_code == 200
     yield KNOWN
     for ids in KNOWN.values():
         ids.clear()
