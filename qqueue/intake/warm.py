@@ -3,6 +3,7 @@ that every process forked from it answers its first request as fast as its hundr
 
 from __future__ import annotations
 
+from qqueue.execution.backends import available_backends
 from qqueue.intake import pipeline
 from qqueue.intake.model import IntakeRequest
 
@@ -16,5 +17,8 @@ _WARM_UP = (
 try:
     for program in _WARM_UP:
         pipeline.run(IntakeRequest(qc=program, shots=1))
+    # A submission naming a device reads the list of devices, whose import alone is seconds on a busy host:
+    # paid once here, not inside the first such submission's deadline.
+    available_backends()
 except Exception:  # warming is an optimisation; a failure here shows again, properly, on a real request
     pass
