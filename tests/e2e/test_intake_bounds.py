@@ -244,7 +244,9 @@ def test_a_parse_past_the_parser_processes_limits_is_stopped_and_its_process_rep
         assert response.status_code == 422, response.text
         error = response.json()["error"]
         assert (error["code"], error["details"]["limit"]) == ("too_complex", limit) and expected in error["message"]
-        assert took < ANSWER_BOUND_S
+        # The memory case grows a parse to its ceiling, CPU-bound work a busy host slows; well under its 60 s
+        # deadline still proves the ceiling, not the clock, stopped it.
+        assert took < (ANSWER_BOUND_S if limit == "time" else 45.0), took
         assert not probe.failures and max(probe.latencies) < HEALTH_BOUND_S
         # The stopped process was replaced: the next submissions are served as ever.
         for _ in range(3):
