@@ -8,6 +8,7 @@ real (rolled-back transactions would never deliver a notification).
 
 from __future__ import annotations
 
+import collections
 import gc
 import os
 import signal
@@ -205,3 +206,36 @@ def live_workers(conn: psycopg.Connection[Any]) -> int:
 def status_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
     """Tasks by status."""
     return dict(conn.execute("SELECT status::text, count(*) FROM qqueue.tasks GROUP BY 1").fetchall())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give every test an id of its own: schemathesis names its per-operation tests in `name` only, leaving them
+    one node id, and the parallel runner, which sends tests to its processes by id, would run only the first."""
+    from _pytest.nodes import NodeId  # pytest keeps a node's id in a NodeId since 9.2, with no public setter
+
+    ids = collections.Counter(item.nodeid for item in items)
+    for item in items:
+        if ids[item.nodeid] > 1 and item.name.endswith("]"):
+            item._id = NodeId.parse(f"{item.nodeid.rpartition('::')[0]}::{item.name}")
+
+
+#: The user property under which a test leaves a line for the run's summary (see `pytest_terminal_summary`).
+SUMMARY_LINE = "summary_line"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the lines tests left for the reader (the chaos figures, the screenshots' folder) once, at the end.
+
+    A test's own output is not shown when the suite runs in several processes; the reports' user properties
+    travel back to the process that prints the summary, so the lines ride on them.
+    """
+    lines: dict[str, None] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, value in getattr(report, "user_properties", ()):
+                if name == SUMMARY_LINE:
+                    lines[str(value)] = None
+    if lines:
+        terminalreporter.section("figures and files")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -28,7 +28,7 @@ import pytest
 
 from qqueue.store import db, migrate
 from qqueue.store.invariants import check
-from tests.conftest import REPO, WorkerProcess, wait_until
+from tests.conftest import REPO, SUMMARY_LINE, WorkerProcess, wait_until
 from tests.e2e.api_support import BELL, ApiServer, PrivatePostgres, private_postgres
 from tests.e2e.chaos_support import Submitter, first_running, slot_pids
 
@@ -258,7 +258,7 @@ def every_worker_consumes(cluster: Cluster, api: ApiServer, post_chaos: list[str
     return condition
 
 
-def test_chaos_under_load_loses_nothing_does_nothing_twice_and_recovers_by_itself(record_property, capsys):
+def test_chaos_under_load_loses_nothing_does_nothing_twice_and_recovers_by_itself(record_property):
     seed = random.randrange(2**32)
     with private_postgres() as pg:
         with db.connection(pg.url) as conn:
@@ -398,8 +398,7 @@ def test_chaos_under_load_loses_nothing_does_nothing_twice_and_recovers_by_itsel
             }
             for name, value in figures.items():
                 record_property(name, value)
-            with capsys.disabled():
-                print(f"\nchaos: {json.dumps(figures, sort_keys=False)}")
+            record_property(SUMMARY_LINE, f"chaos: {json.dumps(figures, sort_keys=False)}")
             # The chaos really happened, as scheduled.
             assert cluster.counts["postgres_restarts"] == len(POSTGRES_RESTARTS_AT)
             assert cluster.counts["slot_kills"] + cluster.counts["worker_kills"] >= 3

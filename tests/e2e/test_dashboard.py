@@ -3,7 +3,7 @@ process, a real worker running real circuits, and real PostgreSQL.
 
 One browser serves the module. Two API servers share one database: one with API keys off (every page, filters,
 cancel, live refresh) and one with keys on (login, a tenant's view, logout). A screenshot of each page is written to
-a folder whose path the module prints. Chromium must be installed (`apt-get install chromium`; `.ci/run` does it):
+a folder named in the run's summary. Chromium must be installed (`apt-get install chromium`; `.ci/run` does it):
 without it these tests fail, they are never skipped.
 """
 
@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from qqueue.store import keys
-from tests.conftest import WorkerProcess, wait_until
+from tests.conftest import SUMMARY_LINE, WorkerProcess, wait_until
 from tests.e2e.api_support import BELL, ApiServer, running_worker, wait_registered
 from tests.e2e.test_api import api, idle_queue, module_db, sql  # noqa: F401 (fixtures; `api` has keys off)
 
@@ -40,14 +40,17 @@ SHOWN_MS = 20_000
 
 
 @pytest.fixture(scope="module")
-def shots(request: pytest.FixtureRequest) -> Iterator[Path]:
+def shots() -> Path:
     """The screenshots' folder, named in the test output."""
     folder = Path(os.environ.get("QQUEUE_SCREENSHOTS_DIR") or tempfile.mkdtemp(prefix="qqueue-dashboard-"))
     folder.mkdir(parents=True, exist_ok=True)
-    yield folder
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    with capture.global_and_fixture_disabled():
-        print(f"\ndashboard screenshots: {folder} ({len(list(folder.glob('*.png')))} pages)")
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def names_the_screenshots(shots: Path, record_property: Callable[[str, object], None]) -> None:
+    """Every test of the module names the folder for the run's summary (printed once)."""
+    record_property(SUMMARY_LINE, f"dashboard screenshots: {shots}")
 
 
 @pytest.fixture(scope="module")
@@ -294,7 +297,7 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(api):
     ("GET", "/ui/tasks?cursor=abc", None, 400, "Invalid cursor"),
     ("GET", "/ui/jobs?cursor=abc", None, 400, "Invalid cursor"),
     ("GET", "/ui/tasks/not-a-task", None, 400, "Invalid request"),
-    ("GET", f"/ui/tasks/{uuid.uuid4()}", None, 404, "not found"),
+    ("GET", "/ui/tasks/4a0c5b2e-0000-4000-8000-000000000404", None, 404, "not found"),
     ("GET", "/ui/nowhere", None, 404, "Not found"),
     ("POST", "/ui/login", b"key=" + b"x" * 100_000, 413, "too large"),
 ])

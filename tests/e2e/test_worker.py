@@ -164,7 +164,8 @@ def test_worker_survives_losing_its_database_connections(conn, start_worker):
     start_worker("--concurrency", "1", "--poll-interval-s", "0.5")
     wait_until(lambda: live_workers(conn) == 1, timeout_s=60)
     conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                 "WHERE application_name LIKE 'qqueue-worker%%' AND pid <> pg_backend_pid()")
+                 "WHERE application_name LIKE 'qqueue-worker%%' AND datname = current_database() "
+                 "AND pid <> pg_backend_pid()")
     task_id = q.enqueue(conn, TaskSpec(kind="noop")).id
     wait_until(lambda: q.get(conn, task_id)["status"] == "completed", timeout_s=30)
 
