@@ -101,7 +101,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Webhooks: hosts and addresses callbacks may reach although not public (loopback, private ranges...):
     #: addresses, CIDR ranges, host names or `*.domain` (QQUEUE_WEBHOOK_ALLOW=10.0.0.0/8,hooks.internal).
     webhook_allow: list[str] = msgspec.field(default_factory=list)
-    #: Whether workers send due webhooks (a thread with a database session of its own in each worker).
+    #: Whether workers send due webhooks (a thread of each worker, with a database session of its own while any
+    #: are due).
     webhook_deliver: bool = True
     #: Sends per delivery before it is given up, and the backoff between them: base * 2**(n-1), capped, +-50%.
     webhook_max_attempts: int = 8

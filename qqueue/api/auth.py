@@ -55,6 +55,13 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
         owner = f" of tenant {self.tenant}" if self.tenant else ""
         return f"{self.role} key {self.key_prefix}{owner}"
 
+    def actor(self, via: str | None = None) -> str:
+        """Who changed a queue, in the short words of its history (qqueue.queue_events.actor): the key's prefix
+        when keys are on, after the surface the change came through when that is not the API itself (`via`,
+        e.g. "dashboard": "dashboard, api key k3x9p2m4q8zt"); "api" alone, or `via` alone, with keys off."""
+        key = f"api key {self.key_prefix}" if self.key_prefix else None
+        return ", ".join(part for part in (via, key) if part) or "api"
+
 
 #: The one trusted user of a server without API keys.
 TRUSTED = Principal(tenant=None, role="operator")

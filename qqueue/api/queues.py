@@ -55,8 +55,7 @@ class QueueController(Controller):
 
 def _actor(request: Request[Any, Any, Any]) -> str:
     """Who changed the queue, for its history: the API key's prefix when keys are on."""
-    prefix = principal_of(request.scope).key_prefix
-    return f"api key {prefix}" if prefix else "api"
+    return principal_of(request.scope).actor()
 
 
 async def _apply(request: Request[Any, Any, Any], api: Api, statement: controls.Change) -> QueueControls:

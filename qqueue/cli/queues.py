@@ -44,7 +44,7 @@ def queue_resume(ctx: typer.Context, name: QueueArg, database: Database, as_json
 def queue_limit(
     ctx: typer.Context,
     name: QueueArg,
-    max_running: Annotated[int | None, typer.Argument(min=1, max=1_000_000, show_default=False,
+    max_running: Annotated[int | None, typer.Argument(min=1, show_default=False,
                                                       help="The most of its tasks that may run at once.")] = None,
     *,
     remove: Annotated[bool, typer.Option("--remove", help="Remove the queue's limit.")] = False,
@@ -67,6 +67,8 @@ def _change(ctx: typer.Context, database: Database, name: str, **change: Any) ->
 
     if not re.match(NAME_PATTERN, name):
         fail(f"{name!r} is not a queue name (letters, digits, _ . : -, at most 64)")
+    if change.get("max_running") is not None:
+        _check_limit(change["max_running"])
     client = api(ctx)
     if client is not None:
         with talking(client):
@@ -77,6 +79,18 @@ def _change(ctx: typer.Context, database: Database, name: str, **change: Any) ->
 
     statement = controls.change(name, actor="cli", **change)
     return database.run(lambda conn: controls.apply(conn, statement))
+
+
+def _check_limit(max_running: int) -> None:
+    # The API's own body decides what a limit is, so the CLI's bound is the API's, with no second copy of it.
+    import msgspec
+
+    from qqueue.api.schemas import MAX_RUNNING, QueueLimit
+
+    try:
+        msgspec.convert({"max_running": max_running}, QueueLimit)
+    except msgspec.ValidationError:
+        fail(f"the limit must be a whole number from 1 to {MAX_RUNNING:,}")
 
 
 def _show(state: QueueControls, as_json: bool) -> None:

@@ -4,6 +4,7 @@ records (in the task's history, or as a queue event), answered with a redirect b
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from typing import Annotated, Any
@@ -16,9 +17,10 @@ from litestar.params import Body, FromPath
 from litestar.response import Redirect
 
 from qqueue.api import correlation
-from qqueue.api.auth import requires_operator
+from qqueue.api.auth import principal_of, requires_operator
 from qqueue.api.params import Api
 from qqueue.api.queues import QueuePath
+from qqueue.api.schemas import MAX_RUNNING, QueueLimit
 from qqueue.api.tasks import retry_as_caller
 from qqueue.dashboard.view import BASE, viewer
 from qqueue.errors import InvalidTransitionError, RateLimitedError
@@ -76,11 +78,7 @@ class ActionController(Controller):
     async def limit(self, request: Request[Any, Any, Any], name: QueuePath, api: Api,
                     data: Annotated[LimitForm, Body(media_type=RequestEncodingType.URL_ENCODED)]) -> Redirect:
         """Set the queue's max_running (empty: no limit), as POST /queues/{name}/limit does (operators only)."""
-        text = data.max_running.strip()
-        if text and not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_LIMIT):
-            raise ValidationException(detail=f"max running: a whole number from 1 to {MAX_LIMIT:,}, or empty for "
-                                             "no limit")
-        return await _control(request, api, name, max_running=int(text) if text else None)
+        return await _control(request, api, name, max_running=data.limit().max_running)
 
 
 class LimitForm(msgspec.Struct, kw_only=True):
@@ -88,14 +86,21 @@ class LimitForm(msgspec.Struct, kw_only=True):
 
     max_running: Annotated[str, msgspec.Meta(max_length=20)] = ""
 
-
-#: The largest max_running the form takes (the API's bound).
-MAX_LIMIT = 1_000_000
+    def limit(self) -> QueueLimit:
+        """The typed field as the API's own body, so the API's bound is the form's; `ValidationException` (a
+        400 page) when it is not a limit."""
+        text = self.max_running.strip()
+        if not text:
+            return QueueLimit(max_running=None)
+        if text.isascii() and text.isdigit():
+            with contextlib.suppress(msgspec.ValidationError):
+                return msgspec.convert({"max_running": int(text)}, QueueLimit)
+        raise ValidationException(detail=f"max running: a whole number from 1 to {MAX_RUNNING:,}, or empty for no "
+                                         "limit")
 
 
 async def _control(request: Request[Any, Any, Any], api: Api, name: str, **change: Any) -> Redirect:
-    prefix = request.scope.get("auth")
-    actor = f"dashboard, api key {prefix}" if isinstance(prefix, str) else "dashboard"
+    actor = principal_of(request.scope).actor(via="dashboard")
     async with api.connection() as conn:
         changed = await controls.apply_async(conn, controls.change(name, actor=actor, **change))
     notice = ("limited" if "max_running" in change else "paused" if changed.paused else "resumed")

@@ -15,7 +15,7 @@ from litestar.response import ServerSentEvent, Template
 
 from qqueue.api.events import open_stream
 from qqueue.api.params import Api
-from qqueue.api.schemas import StatusChange
+from qqueue.api.schemas import MAX_RUNNING, StatusChange
 from qqueue.dashboard import charts, filters
 from qqueue.dashboard.view import REFRESH_S, page, viewer
 from qqueue.errors import CursorError
@@ -54,6 +54,7 @@ class PageController(Controller):
         queues, minutes, durations = await asyncio.gather(
             api.read(reads.queue_stats(tenant)), api.read(reads.throughput(tenant)), api.read(reads.durations(tenant)))
         return page(request, "overview", refresh_s=REFRESH_S, events="events", queues=queues,
+                    max_running_bound=MAX_RUNNING,
                     notice=NOTICES.get(request.query_params.get("notice", "")),
                     throughput=charts.throughput_chart(minutes), ended=sum(
                         m.completed + m.failed + m.cancelled for m in minutes),

@@ -1,10 +1,18 @@
-"""The deliverer: a thread of the worker, with a database session of its own, that sends due webhooks.
+"""The deliverer: a thread of the worker that sends due webhooks, on a database session of its own that it holds
+only while deliveries are due.
 
 It claims due rows of qqueue.webhook_deliveries with SKIP LOCKED (as workers claim tasks, so several workers
 never send one delivery at once), sends them on a small thread pool, and records each outcome: delivered on a
-2xx, else tried again after an exponential backoff until the attempts run out. It shares nothing with the
-supervisor's loop but the settings, so a slow or dead receiver never delays a claim. A notification
-(qqueue_webhooks_v1, sent by the trigger that writes a delivery) wakes it; a slow poll is the backstop.
+2xx, else tried again after an exponential backoff until the attempts run out. Its sends and its session are
+its own, so a slow or dead receiver never delays a claim.
+
+Most workers never see a callback, so waiting for one costs no connection: the supervisor's LISTEN session,
+which the worker holds anyway, also listens on qqueue_webhooks_v1 (sent by the trigger that writes a delivery)
+and `wake()`s the thread; and as the backstop (a lost notification, a retry that falls due after its backoff,
+the deliveries of a worker that died) the supervisor asks, once per poll interval, with one probe of the due
+index on its query session, whether anything is due (`check_due`). Only then does the thread connect; it closes
+its session again once nothing was due for `idle_close_s`. Waking is setting an event and the probe is one
+index read, so the claim loop never waits on a delivery.
 """
 
 from __future__ import annotations
@@ -36,20 +44,30 @@ BATCH = 8
 LEASE_MARGIN_S = 30.0
 #: Pause before reconnecting after the database was lost.
 RECONNECT_S = 2.0
+#: A session that claimed nothing for this long is closed, until deliveries are due again.
+IDLE_CLOSE_S = 30.0
 
 _encoder = msgspec.json.Encoder()
 
 
 class Deliverer:
-    """Sends due webhooks on a thread of its own; `start()`, then `stop()` when the worker stops."""
+    """Sends due webhooks on a thread of its own; `start()`, then `stop()` when the worker stops. The supervisor
+    calls `wake()` on a notification and `check_due()` from its database round."""
 
     def __init__(self, settings: Settings, connect: Callable[[], psycopg.Connection[Any]],
-                 worker_id: uuid.UUID | None = None) -> None:
+                 worker_id: uuid.UUID | None = None, *, idle_close_s: float = IDLE_CLOSE_S) -> None:
         self._settings = settings
         self._connect = connect
         self._worker_id = str(worker_id) if worker_id else None
+        self._idle_close_s = idle_close_s
         self._allow = targets.allow_list(tuple(settings.webhook_allow))
         self._stop = threading.Event()
+        #: Set when deliveries may be due: by a notification, the supervisor's probe, or a failed attempt.
+        self._work = threading.Event()
+        #: Whether the thread holds its session (written by the thread, read by the supervisor's probe).
+        self.connected = False
+        #: Monotonic time of the supervisor's next probe (read and written by the supervisor only).
+        self.next_check = 0.0
         self._thread = threading.Thread(target=self._run, name="webhook-deliverer", daemon=True)
 
     def start(self) -> None:
@@ -60,43 +78,71 @@ class Deliverer:
         """Ask the thread to stop and wait for it a little: a send in flight is bounded by its own timeout, and
         a delivery left unrecorded is sent again once its claim lapses."""
         self._stop.set()
+        self._work.set()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
+
+    def wake(self) -> None:
+        """Deliveries may be due (a notification on qqueue_webhooks_v1): the thread connects, if it is not."""
+        self._work.set()
+
+    def check_soon(self) -> None:
+        """Probe at the next `check_due`: after the supervisor reconnects, notifications may have been missed."""
+        self.next_check = 0.0
+
+    def check_due(self, conn: psycopg.Connection[Any], now: float) -> None:
+        """The backstop, once per poll interval on the supervisor's query session: wake the thread if a delivery
+        is due. A thread that holds its session polls on it by itself. Raises `DatabaseUnavailableError`."""
+        if now < self.next_check:
+            return
+        self.next_check = now + self._settings.webhook_poll_interval_s
+        if not self.connected and db.run(conn, "webhook_delivery_due")["due"]:
+            self._work.set()
 
     def _run(self) -> None:
         with sender.new_client(self._settings.webhook_timeout_s) as client, \
                 ThreadPoolExecutor(BATCH, thread_name_prefix="webhook-send") as pool:
             while not self._stop.is_set():
+                self._work.wait()
+                if self._stop.is_set():
+                    return
                 try:
                     conn = self._connect()
+                    self.connected = True
                     try:
-                        db.run(conn, "webhook_listen")
                         self._serve(conn, client, pool)
                     finally:
+                        self.connected = False
                         conn.close()
                 except DatabaseUnavailableError as exc:
                     log.warning("webhook deliverer lost the database; reconnecting",
                                 extra={"worker_id": self._worker_id, "error": str(exc)})
-                    self._stop.wait(RECONNECT_S)
+                    self._retry_later()
                 except Exception:  # a bug: log it where operators look, and keep delivering
                     log.exception("webhook deliverer failed", extra={"worker_id": self._worker_id})
-                    self._stop.wait(RECONNECT_S)
+                    self._retry_later()
+
+    def _retry_later(self) -> None:
+        # What was due is still due (at least once): try again after a pause, woken or not.
+        self._work.set()
+        self._stop.wait(RECONNECT_S)
 
     def _serve(self, conn: psycopg.Connection[Any], client: Any, pool: ThreadPoolExecutor) -> None:
+        """Deliver until nothing was due for `idle_close_s` (or stop), polling every poll interval meanwhile."""
+        idle_since = time.monotonic()
         while not self._stop.is_set():
-            if self.deliver_due(conn, client, pool) == BATCH:
+            # Cleared before the claim, so a wake that comes during this round makes the wait below return.
+            self._work.clear()
+            claimed = self.deliver_due(conn, client, pool)
+            now = time.monotonic()
+            if claimed:
+                idle_since = now
+            if claimed == BATCH:
                 continue  # more may be due
-            self._wait(conn)
-
-    def _wait(self, conn: psycopg.Connection[Any]) -> None:
-        """Until a notification, the poll interval, or stop; in short slices, so stopping is prompt."""
-        deadline = time.monotonic() + self._settings.webhook_poll_interval_s
-        while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
-            try:
-                if any(True for _ in conn.notifies(timeout=min(left, 0.5), stop_after=1)):
-                    return
-            except psycopg.OperationalError as exc:
-                raise DatabaseUnavailableError(f"database error: {exc}") from exc
+            idle_left = self._idle_close_s - (now - idle_since)
+            if idle_left <= 0:
+                return
+            self._work.wait(min(self._settings.webhook_poll_interval_s, idle_left))
 
     def deliver_due(self, conn: psycopg.Connection[Any], client: Any, pool: ThreadPoolExecutor) -> int:
         """Claim, send and record one batch of due deliveries; how many were claimed."""

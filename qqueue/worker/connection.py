@@ -1,5 +1,6 @@
 """The loop's two database sessions (queries, LISTEN) and the back-off between attempts to reopen them; and the
-third session, which the outcome writer opens and owns.
+sessions of the outcome writer (always open) and of the webhook deliverer (open only while deliveries are due),
+which each opens and owns.
 
 `Link.current` is a `Connections` with both sessions open, or None while the database is unreachable: the loop
 checks it once per pass and hands the open connection to each service, so no service ever holds a connection
@@ -33,7 +34,7 @@ class Connections:
 
     #: Every query of the worker runs here (autocommit: each named query is its own transaction).
     query: psycopg.Connection[Any]
-    #: LISTENs on the task and cancel channels; nothing else runs on it.
+    #: LISTENs on the task and cancel channels (and the webhook channel, for the deliverer); nothing else runs on it.
     listen: psycopg.Connection[Any]
 
     def close(self) -> None:
@@ -48,10 +49,11 @@ class Connections:
 class Link:
     """Opens the sessions, drops them when the database is lost, and says when to try again."""
 
-    def __init__(self, url: str, settings: Settings, worker_id: uuid.UUID) -> None:
+    def __init__(self, url: str, settings: Settings, worker_id: uuid.UUID, *, listen_webhooks: bool = False) -> None:
         self._url = url
         self._settings = settings
         self._worker_id = worker_id
+        self._listens = ("worker_listen", "webhook_listen") if listen_webhooks else ("worker_listen",)
         #: The open sessions; None while the database is unreachable.
         self.current: Connections | None = None
         #: Monotonic time of the next attempt to reconnect.
@@ -70,7 +72,8 @@ class Link:
         try:
             # A server lost between connecting and listening raises DatabaseUnavailableError, which the loop
             # reconnects from, like any other lost database.
-            db.run(listen, "worker_listen")
+            for statement in self._listens:
+                db.run(listen, statement)
         except BaseException:
             opened.close()
             raise
@@ -83,7 +86,8 @@ class Link:
         return self._open("qqueue-worker-outcomes")
 
     def open_webhooks(self) -> psycopg.Connection[Any]:
-        """A session for the webhook deliverer, which owns and closes it. Raises `DatabaseUnavailableError`."""
+        """A session for the webhook deliverer, which owns it and closes it when idle. Raises
+        `DatabaseUnavailableError`."""
         return self._open("qqueue-worker-webhooks")
 
     def _open(self, application_name: str) -> psycopg.Connection[Any]:

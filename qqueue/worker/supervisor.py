@@ -7,7 +7,8 @@ around the state they share: `held` (the tasks held) and `slots`.
 
 Because it never runs a circuit, a CPU-bound task can never starve lease renewal (a known cause of duplicate runs
 in asyncio queues). It holds three connections (queries, LISTEN, and the outcome writer's: `writer`) however
-many slots it runs, and a fourth for the webhook deliverer (`qqueue.webhooks.deliverer`), a thread of its own.
+many slots it runs; the webhook deliverer (`qqueue.webhooks.deliverer`), a thread of its own, opens a fourth
+only while webhooks are due, woken through the loop's LISTEN session and its backstop probe.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ log = logging.getLogger("qqueue.worker")
 
 TASKS_CHANNEL = "qqueue_tasks_v1"
 CANCEL_CHANNEL = "qqueue_cancel_v1"
+WEBHOOKS_CHANNEL = "qqueue_webhooks_v1"
 
 #: Slots that die this many times in a row without running anything mean a broken setup, not bad luck.
 CRASH_LOOP_LIMIT = 5
@@ -58,7 +60,7 @@ class Supervisor:
         self.burst = burst
         self.worker_id = uuid.uuid4()
         self.concurrency = settings.effective_concurrency()
-        self.link = Link(database_url, settings, self.worker_id)
+        self.link = Link(database_url, settings, self.worker_id, listen_webhooks=settings.webhook_deliver)
         self.held = HeldTasks()
         self.slots = Slots(settings.imports)
         pace = Pace()
@@ -66,7 +68,8 @@ class Supervisor:
         self.dispatcher = Dispatcher(settings, self.worker_id, self.held, self.slots, self.completer, pace)
         self.leases = Leases(settings, self.worker_id, self.held, self.slots, self.completer)
         self.maintenance = Maintenance(settings, self.worker_id)
-        #: Sends due webhooks on a thread and session of its own (None when this worker does not).
+        #: Sends due webhooks on a thread of its own, with a session of its own while any are due (None when
+        #: this worker does not send them).
         self.deliverer = Deliverer(settings, self.link.open_webhooks, self.worker_id) if settings.webhook_deliver \
             else None
         self.stopping = False
@@ -122,8 +125,10 @@ class Supervisor:
 
     def _connect(self) -> Connections:
         opened = self.link.connect()
-        # Anything could have been queued or cancelled while we were not listening.
+        # Anything could have been queued or cancelled (or a webhook made due) while we were not listening.
         self.dispatcher.wake()
+        if self.deliverer is not None:
+            self.deliverer.check_soon()
         return opened
 
     @property
@@ -212,11 +217,15 @@ class Supervisor:
         self.dispatcher.tick(now)
         if not self.stopping:
             self.dispatcher.claim(conn)
+        if self.deliverer is not None:
+            self.deliverer.check_due(conn, now)
 
     def _wait_timeout(self, now: float) -> float:
         deadlines = [self.leases.next_deadline(now), self.dispatcher.next_deadline(), self.maintenance.next_reclaim]
         if self.db_up and (flush_at := self.completer.flush_at(now)) is not None:
             deadlines.append(now if self.stopping else flush_at)
+        if self.db_up and self.deliverer is not None:
+            deadlines.append(self.deliverer.next_check)
         if not self.db_up:
             deadlines.append(self.link.reconnect_at)
         if self.stopping:
@@ -253,6 +262,8 @@ class Supervisor:
                 self.dispatcher.wake()
         elif channel == CANCEL_CHANNEL:
             self.leases.on_cancel_request(payload)
+        elif channel == WEBHOOKS_CHANNEL and self.deliverer is not None:
+            self.deliverer.wake()
 
     # ------------------------------------------------------------------------------------------ slots
 

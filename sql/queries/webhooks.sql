@@ -21,6 +21,14 @@ RETURNING d.id, d.task_id, d.tenant, d.url, d.task_status, d.task_attempt, d.fin
           CASE WHEN d.tenant IS NULL THEN (SELECT s.secret FROM qqueue.webhook_service_secret s)
                ELSE (SELECT t.webhook_secret FROM qqueue.tenants t WHERE t.name = d.tenant) END AS secret;
 
+-- name: webhook_delivery_due :one
+-- Whether any delivery is due: the backstop probe a worker runs on its query session, once per poll interval,
+-- while its deliverer holds no session of its own (one read of the due index; see qqueue/webhooks/deliverer.py).
+SELECT EXISTS (
+    SELECT 1 FROM qqueue.webhook_deliveries
+    WHERE delivered_at IS NULL AND abandoned_at IS NULL AND next_attempt_at <= now()
+) AS due;
+
 -- name: webhook_delivery_list :many
 -- A task's deliveries, oldest first, for operators and tests (the tenant filter keeps tenants apart).
 SELECT d.id, d.task_id, d.url, d.task_status, d.task_attempt, d.attempts, d.next_attempt_at,
@@ -45,6 +53,8 @@ FROM jsonb_to_recordset(%(outcomes)s::jsonb) AS o(
 WHERE d.id = o.id AND d.attempts = o.attempts AND d.delivered_at IS NULL AND d.abandoned_at IS NULL;
 
 -- name: webhook_listen :exec
+-- On the worker's LISTEN session, beside worker_listen, when the worker delivers webhooks: a notice to send wakes
+-- its deliverer, which holds no session while nothing is due.
 LISTEN qqueue_webhooks_v1;
 
 -- name: webhook_secret_get :one

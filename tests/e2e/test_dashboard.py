@@ -389,12 +389,18 @@ def test_with_keys_on_an_operators_key_sees_every_tenant_and_the_workers(page, k
     keyed_api.wait_healthy()
     operator = keys.create(sql, f"t-{uuid.uuid4().hex[:8]}", role="operator", label="dashboard").key
     other = keys.create(sql, f"o-{uuid.uuid4().hex[:8]}", label="dashboard").key
-    theirs = submit(keyed_api, {"kind": "noop", "queue": idle_queue()}, {"Authorization": f"Bearer {other}"})
+    queue = idle_queue()
+    theirs = submit(keyed_api, {"kind": "noop", "queue": queue}, {"Authorization": f"Bearer {other}"})
     page.goto(f"{keyed_api.url}/ui/login")
     page.fill("#key", operator)
     page.click("#login-form button")
     expect(page.locator("nav .who")).to_contain_text("all tenants")
     expect(page.locator("nav >> text=Workers")).to_have_count(1)
+    # A queue change from the dashboard names the operator's key in the queue's history, as the API's does.
+    page.locator(f"tr[data-queue='{queue}']").locator("button", has_text="Pause").click()
+    expect(page.locator(".notice")).to_contain_text("Queue paused")
+    actors = sql.execute("SELECT actor FROM qqueue.queue_events WHERE queue = %s", (queue,)).fetchall()
+    assert actors == [(f"dashboard, api key {keys.parse(operator)}",)]
     assert page.goto(f"{keyed_api.url}/ui/workers").status == 200  # type: ignore[union-attr]
     assert page.goto(f"{keyed_api.url}/ui/tasks/{theirs}").status == 200  # type: ignore[union-attr]
     page.click("nav >> text=Log out")

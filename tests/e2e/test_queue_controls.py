@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from qqueue.api.schemas import MAX_RUNNING
 from qqueue.client import ApiError, Client
 from qqueue.store import keys
 from qqueue.store import queue as q
@@ -100,7 +101,7 @@ def test_the_api_and_its_client_pause_limit_and_resume_a_queue(open_api, sql):  
     assert actions == ["paused", "limited", "resumed", "unlimited"]
 
 
-def test_bad_queue_changes_are_refused_and_write_nothing(open_api, sql):  # noqa: F811
+def test_bad_queue_changes_are_refused_and_write_nothing(open_api, sql, module_db):  # noqa: F811
     queue = idle_queue()
     post = open_api.client.post
     for body in ({"max_running": 0}, {"max_running": -1}, {"max_running": "four"}, {"max_running": 2, "x": 1}, {},
@@ -110,6 +111,9 @@ def test_bad_queue_changes_are_refused_and_write_nothing(open_api, sql):  # noqa
     assert_error(post("/queues/bad name/pause"), 400)
     assert_error(post("/queues/%C3%A9/pause"), 400)
     assert_error(post(f"/queues/{queue}/limit", content=b"{", headers={"content-type": "application/json"}), 400)
+    # The CLI refuses past the API's bound too, on the database as through the API.
+    refused = qq("queue", "limit", queue, str(MAX_RUNNING + 1), "--database-url", module_db)
+    assert refused.returncode == 1 and f"from 1 to {MAX_RUNNING:,}" in refused.stderr
     assert queue_rows(sql, queue) == (0, 0)
 
 

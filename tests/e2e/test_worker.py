@@ -170,6 +170,37 @@ def test_worker_survives_losing_its_database_connections(conn, start_worker):
     wait_until(lambda: q.get(conn, task_id)["status"] == "completed", timeout_s=30)
 
 
+def worker_sessions(conn) -> list[str]:
+    """The application names of the workers' sessions, without their host names."""
+    rows = conn.execute("SELECT split_part(application_name, '@', 1) FROM pg_stat_activity "
+                        "WHERE application_name LIKE 'qqueue-worker%%' ORDER BY 1").fetchall()
+    return [r[0] for r in rows]
+
+
+def test_a_worker_opens_no_webhook_session_until_a_webhook_is_due_and_sends_across_lost_sessions(
+        conn, start_worker):
+    start_worker("--concurrency", "1")
+    wait_until(lambda: live_workers(conn) == 1, timeout_s=60)
+    q.enqueue_many(conn, [TaskSpec(kind="noop")] * 20)
+    wait_until(lambda: all_finished(conn, 20), timeout_s=60)
+    # The tasks ran and ended without callbacks: the deliverer waits without a session of its own.
+    assert worker_sessions(conn) == ["qqueue-worker", "qqueue-worker-listen", "qqueue-worker-outcomes"]
+
+    def abandoned(task_id) -> bool:
+        # A loopback target is refused at send time (no allow-list here): the deliverer ran and recorded it.
+        return conn.execute("SELECT abandoned_at IS NOT NULL FROM qqueue.webhook_deliveries WHERE task_id = %s",
+                            (task_id,)).fetchone() == (True,)
+
+    hooked = TaskSpec(kind="noop", callback_url="http://127.0.0.1:9/hook")
+    first = q.enqueue(conn, hooked).id
+    wait_until(lambda: abandoned(first), timeout_s=60)
+    # Every session lost at once (a restart, an operator), the deliverer's too if it still holds one.
+    conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 "WHERE application_name LIKE 'qqueue-worker%%' AND pid <> pg_backend_pid()")
+    second = q.enqueue(conn, hooked).id
+    wait_until(lambda: abandoned(second), timeout_s=60)
+
+
 def test_worker_refuses_to_start_on_an_unmigrated_database(server_url, start_worker, conn):
     conn.execute("DROP SCHEMA qqueue CASCADE")
     worker = start_worker("--concurrency", "1")

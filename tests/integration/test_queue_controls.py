@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from qqueue.store import controls, db
+from qqueue.store import controls, db, reads
 from qqueue.store import queue as q
 from qqueue.tasks import TaskSpec
 
@@ -95,3 +95,26 @@ def test_queue_stats_shows_the_controls_even_of_a_queue_without_tasks(conn):
         "SELECT queue, pending, paused, max_running FROM qqueue.queue_stats").fetchall()}
     assert rows["empty"] == (0, True, None)
     assert rows["gpu"] == (1, False, 2)
+
+
+def test_a_tenants_queue_figures_are_the_views_over_its_own_tasks_only(conn):
+    q.enqueue_many(conn, [TaskSpec(kind="noop", queue=queue, tenant=tenant, delay_s=delay_s)
+                          for queue in ("gpu", "bulk") for tenant in ("a", "b", None) for delay_s in (0, 0, 600)]
+                   + [TaskSpec(kind="noop", queue="theirs", tenant="b")])
+    claimed = claim(conn, ("gpu", "bulk"), limit=8)
+    q.complete_many(conn, worker_id=W1, done=[q.Completion(id=t.id, attempt=t.attempt, result={})
+                                              for t in claimed[:3]])
+    q.fail_many(conn, worker_id=W1, failed=[q.Failure(id=t.id, attempt=t.attempt, retry_delay_s=None,
+                                                      error={"type": "Boom", "message": "boom"})
+                                            for t in claimed[3:5]])
+    change(conn, "gpu", pause=True, max_running=2)
+    change(conn, "empty", pause=True)
+    # One transaction, so both reads share now(); rolled back, so no task is really deleted.
+    with conn.transaction(force_rollback=True):
+        mine = reads.fetch(conn, reads.queue_stats("a"))
+        conn.execute("DELETE FROM qqueue.tasks WHERE tenant IS DISTINCT FROM 'a'")
+        everyone = reads.fetch(conn, reads.queue_stats())
+    # A queue with controls and none of the tenant's tasks is not the tenant's to see.
+    assert [s.queue for s in mine] == ["bulk", "gpu"]
+    assert mine == [s for s in everyone if s.queue != "empty"]
+    assert (mine[1].paused, mine[1].max_running) == (True, 2)

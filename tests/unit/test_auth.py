@@ -35,6 +35,13 @@ def test_an_operator_key_submits_as_its_tenant_and_sees_every_tenant():
     assert operator.describe() == "operator key k3x9p2m4q8zt of tenant acme"
 
 
+def test_a_queue_change_names_the_key_and_the_surface_it_came_through():
+    operator = Principal(tenant=None, role="operator", key_prefix="k3x9p2m4q8zt")
+    assert (operator.actor(), operator.actor(via="dashboard")) == ("api key k3x9p2m4q8zt",
+                                                                    "dashboard, api key k3x9p2m4q8zt")
+    assert (TRUSTED.actor(), TRUSTED.actor(via="dashboard")) == ("api", "dashboard")
+
+
 def test_on_a_route_the_guard_answers_a_tenant_403_in_the_apis_error_shape():
     from litestar import Litestar, get
     from litestar.testing import TestClient

@@ -1,4 +1,4 @@
-"""The dashboard's pure parts: chart geometry and the task list's filter form."""
+"""The dashboard's pure parts: chart geometry, the task list's filter form and the queue limit form."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
 import pytest
+from litestar.exceptions import ValidationException
 
-from qqueue.api.schemas import DurationHistogram, ThroughputMinute
+from qqueue.api.schemas import MAX_RUNNING, DurationHistogram, QueueLimit, ThroughputMinute
 from qqueue.dashboard import charts, filters
+from qqueue.dashboard.actions import LimitForm
 from qqueue.store.reads import encode_cursor
 
 
@@ -88,3 +90,14 @@ def test_the_filter_form_reads_every_filter_of_the_task_list():
 def test_a_filter_the_api_refuses_is_refused_in_words(query, words):
     with pytest.raises(filters.FilterError, match=words):
         filters.parse(query)
+
+
+@pytest.mark.parametrize(("typed", "limit"), [("3", 3), (" 12 ", 12), ("", None), (str(MAX_RUNNING), MAX_RUNNING)])
+def test_the_limit_form_reads_a_limit_as_the_apis_body(typed, limit):
+    assert LimitForm(max_running=typed).limit() == QueueLimit(max_running=limit)
+
+
+@pytest.mark.parametrize("typed", ["0", "-1", "2.5", "many", "\u0663", str(MAX_RUNNING + 1)])
+def test_the_limit_form_refuses_what_the_api_refuses_naming_the_apis_bound(typed):
+    with pytest.raises(ValidationException, match=f"from 1 to {MAX_RUNNING:,}"):
+        LimitForm(max_running=typed).limit()

@@ -46,7 +46,15 @@ from qqueue.api.schemas.jobs import (
     PubResult,
     PubSubmission,
 )
-from qqueue.api.schemas.service import BackendInfo, Health, QueueControls, QueueLimit, QueueStats, WorkerInfo
+from qqueue.api.schemas.service import (
+    MAX_RUNNING,
+    BackendInfo,
+    Health,
+    QueueControls,
+    QueueLimit,
+    QueueStats,
+    WorkerInfo,
+)
 from qqueue.api.schemas.tasks import (
     MAX_BATCH,
     MAX_RETRY_BATCH,
@@ -70,8 +78,8 @@ from qqueue.api.schemas.tasks import (
 from qqueue.api.schemas.webhooks import WebhookError, WebhookEvent
 
 __all__ = [
-    "MAX_BATCH", "MAX_JOB_PUBS", "MAX_RETRY_BATCH", "NAME_PATTERN", "PATTERN_WORDS", "TAG_PATTERN", "BackendInfo",
-    "BatchAnswer", "BatchItem", "BatchSubmission", "BulkRetryAnswer", "BulkRetryRequest", "CancelAnswer",
+    "MAX_BATCH", "MAX_JOB_PUBS", "MAX_RETRY_BATCH", "MAX_RUNNING", "NAME_PATTERN", "PATTERN_WORDS", "TAG_PATTERN",
+    "BackendInfo", "BatchAnswer", "BatchItem", "BatchSubmission", "BulkRetryAnswer", "BulkRetryRequest", "CancelAnswer",
     "DurationHistogram", "Durations", "ErrorAnswer", "ErrorDetail", "FailureGroup", "Health", "JobCancelAnswer",
     "JobDetail", "JobEvent", "JobFailure", "JobPage", "JobProgress", "JobStatus", "JobSubmission", "JobSubmitAnswer",
     "JobSummary", "JobTask", "KindName", "Observables", "ParameterValues", "PubResult", "PubSubmission",

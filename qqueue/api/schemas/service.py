@@ -63,11 +63,16 @@ class QueueControls(Struct, kw_only=True):
     updated_at: datetime
 
 
+#: The largest max_running a queue may be given: the bound of POST /queues/{name}/limit, which the dashboard's
+#: form and `qqueue queue limit` read from here.
+MAX_RUNNING = 1_000_000
+
+
 class QueueLimit(Struct, kw_only=True, forbid_unknown_fields=True):
     """Body of POST /queues/{name}/limit: the most of the queue's tasks that may run at once; null removes the
     limit."""
 
-    max_running: Annotated[int, Meta(ge=1, le=1_000_000)] | None
+    max_running: Annotated[int, Meta(ge=1, le=MAX_RUNNING)] | None
 
 
 class WorkerInfo(Struct, kw_only=True):
