@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import msgspec
 import psycopg
 import pytest
@@ -278,6 +279,38 @@ def test_another_tenant_gets_a_404_for_a_tasks_webhooks_as_for_the_task_and_an_o
     assert "whsec_" not in shown.text
 
 
+def test_the_cli_shows_a_tasks_callback_and_its_deliveries_locally_and_through_the_api(api, retried, module_db):  # noqa: F811
+    cli = CliRunner()
+    with Client(api.url, api_key=retried.key) as client:
+        ids = [str(d.delivery_id) for d in client.webhooks(retried.task_id)]
+    for args in (["get", str(retried.task_id), "--database-url", module_db],
+                 ["--api-url", api.url, "--api-key", retried.key, "get", str(retried.task_id)]):
+        shown = cli.invoke(app, args, env={"COLUMNS": "200"})
+        assert shown.exit_code == 0, shown.output
+        assert f"callback: {retried.url}" in shown.stdout and "webhooks" in shown.stdout
+        assert all(i in shown.stdout for i in ids) and "delivered" in shown.stdout
+    as_json = cli.invoke(app, ["get", str(retried.task_id), "--json", "--database-url", module_db])
+    assert msgspec.json.decode(as_json.stdout)["callback_url"] == retried.url
+
+
+def test_the_dashboards_task_page_shows_the_callback_and_lists_the_deliveries(api, retried, sql):  # noqa: F811
+    with Client(api.url, api_key=retried.key) as client:
+        listed = client.webhooks(retried.task_id)
+    _, other = tenant_key(sql)
+    with signed_in(api, retried.key) as own, signed_in(api, key_of(other)) as theirs:
+        page = own.get(f"/ui/tasks/{retried.task_id}")
+        assert theirs.get(f"/ui/tasks/{retried.task_id}").status_code == 404
+    assert page.status_code == 200, page.text
+    assert retried.url in page.text and 'id="webhooks"' in page.text
+    assert all(f'data-delivery="{d.delivery_id}"' in page.text for d in listed)
+    assert webhooks.secret(sql, retried.tenant) not in page.text
+
+
+def signed_in(api: ApiServer, key: str) -> httpx.Client:
+    """A client holding the dashboard's sign-in cookie for `key`, as the login form sets it."""
+    return httpx.Client(base_url=api.url, cookies={"qqueue_key": key}, timeout=30)
+
+
 def test_a_job_with_a_callback_is_posted_once_signed_when_it_ends_and_its_delivery_is_listed(
         api, worker, receiver, sql):  # noqa: F811
     tenant, headers = tenant_key(sql)
@@ -310,3 +343,7 @@ def test_a_job_with_a_callback_is_posted_once_signed_when_it_ends_and_its_delive
     _, other = tenant_key(sql)
     assert api.client.get(f"/jobs/{job_id}/webhooks", headers=other).status_code == 404
     assert api.client.get(f"/jobs/{job_id}", headers=other).status_code == 404
+    shown = CliRunner().invoke(app, ["--api-url", api.url, "--api-key", key_of(headers), "jobs", "get", str(job_id)],
+                               env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert f"callback: {url}" in shown.stdout and str(delivery.delivery_id) in shown.stdout
