@@ -1,4 +1,5 @@
-"""Terminal rendering for the CLI: tables, a task's details, and counts as a histogram. No database here."""
+"""Terminal rendering for the CLI: tables, a task's details, its webhooks, and counts as a histogram. No database
+here."""
 
 from __future__ import annotations
 
@@ -75,3 +76,19 @@ def task_details(task: Mapping[str, Any]) -> None:
         histogram(result["counts"])
     elif result is not None:
         console.print_json(data=result)
+
+
+def webhooks(callback_url: str | None, deliveries: Sequence[Mapping[str, Any]]) -> None:
+    """Print where a task's (or job's) end is POSTed and each notice of it (`WebhookDelivery`, newest first): its
+    sends so far, the last answer, and whether it was delivered, abandoned, or when it is tried next."""
+    if callback_url is None:
+        return
+    console.print(f"callback: {callback_url}")
+    if not deliveries:
+        console.print("no webhook sent yet: one is sent when it ends")
+        return
+    rows = [{**d, "outcome": f"delivered {_cell(d['delivered_at'])}" if d.get("delivered_at")
+             else f"abandoned {_cell(d['abandoned_at'])}" if d.get("abandoned_at")
+             else f"next try {_cell(d.get('next_attempt_at'))}"} for d in deliveries]
+    table(rows, ["delivery_id", "status", "attempt", "attempts", "last_status_code", "last_error", "outcome",
+                 "created_at"], title="webhooks")

@@ -53,12 +53,12 @@ def plan(job_id: uuid.UUID, kind: str, prepared: Sequence[PreparedTask], templat
 
 def row(plan: JobPlan, *, kind: str, queue: str, tenant: str | None, idempotency_key: str | None = None,
         request_hash: str | None = None, correlation_id: str | None = None, tags: Sequence[str] = (),
-        metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        metadata: dict[str, Any] | None = None, callback_url: str | None = None) -> dict[str, Any]:
     """The parameters of the `job_insert` query for a planned job."""
     return {"id": plan.id, "kind": kind, "queue": queue, "tenant": tenant, "pubs": len(plan.shapes),
             "shapes": msgspec.json.encode(plan.shapes).decode(), "sizes": plan.sizes, "tasks_total": len(plan.tasks),
             "idempotency_key": idempotency_key, "request_hash": request_hash, "correlation_id": correlation_id,
-            "tags": list(tags), "metadata": msgspec.json.encode(metadata or {}).decode()}
+            "tags": list(tags), "metadata": msgspec.json.encode(metadata or {}).decode(), "callback_url": callback_url}
 
 
 def join(kind: str, shape: list[int], parts: Sequence[dict[str, Any]]) -> dict[str, Any]:

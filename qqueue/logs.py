@@ -10,8 +10,8 @@ from typing import Any
 import msgspec
 
 #: Attributes passed through `extra=` that become top-level JSON fields.
-CONTEXT_FIELDS = ("task_id", "correlation_id", "worker_id", "attempt", "kind", "queue", "duration_s", "count",
-                  "slot", "pid", "error")
+CONTEXT_FIELDS = ("task_id", "job_id", "correlation_id", "worker_id", "attempt", "kind", "queue", "duration_s",
+                  "count", "slot", "pid", "error")
 
 _encoder = msgspec.json.Encoder(enc_hook=str)
 

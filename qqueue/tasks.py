@@ -63,6 +63,8 @@ class TaskSpec(msgspec.Struct, kw_only=True):
     job_part: int | None = None
     #: POSTed a signed notice when the task ends (qqueue.webhooks); checked against the allow-list by intake.
     callback_url: str | None = None
+    #: True for the tasks of a job with a callback: their ends are watched for the job's (migration 0018).
+    job_callback: bool | None = None
     #: Assigned at enqueue when unset.
     id: uuid.UUID | None = None
 

@@ -29,6 +29,7 @@ from qqueue.config import Settings
 from qqueue.errors import DatabaseUnavailableError
 from qqueue.intake import ParserPool
 from qqueue.store import db, migrate, reads
+from qqueue.webhooks import targets
 
 T = TypeVar("T")
 
@@ -78,6 +79,11 @@ class ApiContext:
         #: monotonic time of the first failure of the current outage; None while the database answers.
         self._down_since: float | None = None
         self._check_task: asyncio.Task[None] | None = None
+
+    @property
+    def callback_allow(self) -> targets.AllowList:
+        """What callback URLs may reach besides public addresses (QQUEUE_WEBHOOK_ALLOW), checked at submission."""
+        return targets.allow_list(tuple(self.settings.webhook_allow))
 
     async def _listen_connection(self) -> psycopg.AsyncConnection[Any]:
         return await psycopg.AsyncConnection.connect(self.database_url, **self._connect_kwargs)

@@ -1,5 +1,5 @@
 """Job endpoints: submit many PUBs of one primitive under one id, read (with long-poll and the assembled
-result), list, cancel.
+result), list, cancel, and the record of its webhooks.
 
 A job is written in one transaction: its row and every task of its PUBs (one per PUB, or one per part of a PUB
 with more parameter sets than the chunk size). Each PUB goes through intake in the parser processes first;
@@ -47,6 +47,7 @@ from qqueue.api.schemas import (
     JobTask,
     PubResult,
     Tag,
+    WebhookDelivery,
 )
 from qqueue.errors import IdempotencyConflictError, IntakeError, JobNotFoundError
 from qqueue.intake import IntakeRequest, PreparedTask
@@ -109,7 +110,7 @@ async def _replayed(api: ApiContext, key: str, tenant: str | None, digest: str) 
 
 
 class JobController(Controller):
-    """POST/GET /jobs, GET /jobs/{job_id}, POST /jobs/{job_id}/cancel."""
+    """POST/GET /jobs, GET /jobs/{job_id} and its /webhooks, POST /jobs/{job_id}/cancel."""
 
     path = "/jobs"
     tags = ["jobs"]
@@ -127,6 +128,8 @@ class JobController(Controller):
         if idempotency_key and digest and (earlier := await _replayed(api, idempotency_key, tenant, digest)):
             return Response(earlier, status_code=200, headers={"Location": f"/jobs/{earlier.job_id}"})
         submit.check_metadata(data.metadata)
+        if data.callback_url is not None:
+            await submit.check_callback(data.callback_url, api.callback_allow)
         prepared = await api.intake.prepare_many_async(_requests(data, api))
         for index, item in enumerate(prepared):
             if isinstance(item, IntakeError):
@@ -135,7 +138,7 @@ class JobController(Controller):
                 raise _refusal(index, item)
         template = TaskSpec(kind=data.kind, queue=data.queue, priority=data.priority,
                             max_attempts=data.max_attempts, timeout_s=data.timeout_s, correlation_id=cid,
-                            tags=data.tags, tenant=tenant)
+                            tags=data.tags, tenant=tenant, job_callback=True if data.callback_url else None)
         plan = jobs.plan(new_task_id(), data.kind, [p for p in prepared if isinstance(p, PreparedTask)], template)
         if plan.result_bytes > jobs.MAX_JOB_RESULT_BYTES:
             raise IntakeError(f"the job's results could reach {plan.result_bytes // 2**20} MiB; the limit is "
@@ -150,7 +153,8 @@ class JobController(Controller):
             async with conn.transaction():
                 row = await db.run_async(conn, "job_insert", **jobs.row(
                     plan, kind=data.kind, queue=data.queue, tenant=tenant, idempotency_key=idempotency_key,
-                    request_hash=digest, correlation_id=cid, tags=data.tags, metadata=data.metadata))
+                    request_hash=digest, correlation_id=cid, tags=data.tags, metadata=data.metadata,
+                    callback_url=data.callback_url))
                 if row is not None:
                     await enqueue_many_async(conn, plan.tasks)
         if row is None:
@@ -191,6 +195,16 @@ class JobController(Controller):
                 again = await api.read(reads.job_unfinished(job_id))
                 if again:
                     await asyncio.wait(ended, timeout=remaining)
+
+    @get("/{job_id:str}/webhooks", summary="A job's webhook deliveries, newest first",
+         responses=documented("400", "401", "404", "503"))
+    async def job_webhooks(
+        self, request: Request[Any, Any, Any], job_id: FromPath[uuid.UUID], api: Api
+    ) -> list[WebhookDelivery]:
+        """The notices of the job's end sent to its `callback_url` (one per end: a job re-opened by a retry ends
+        again), each with its sends so far and how the last went. Another tenant's job is a 404, as in GET
+        /jobs/{job_id}."""
+        return await api.read(reads.job_webhooks(job_id, visible_tenant(request.scope)))
 
     @get("/", summary="List jobs, newest first", responses=documented("400", "401", "503"))
     async def list_jobs(
@@ -245,7 +259,8 @@ async def _detail(api: ApiContext, job_id: uuid.UUID, tenant: str | None, *, res
         job_id=job.id, kind=job.kind, status=job.status,
         message=jobs.status_message(job.status, job.tasks_done, job.tasks_total, job.failed, job.cancelled),
         pubs=job.pubs, progress=progress, queue=job.queue, tags=job.tags, metadata=job.metadata,
-        correlation_id=job.correlation_id, created_at=job.created_at, finished_at=job.finished_at,
+        correlation_id=job.correlation_id, callback_url=job.callback_url, created_at=job.created_at,
+        finished_at=job.finished_at,
         cancel_requested_at=job.cancel_requested_at, failures=failures,
         results=await _joined(job, rows) if results and finished else None,
         tasks=[JobTask(task_id=r.id, pub=r.job_pub, part=r.job_part, start=r.start, stop=r.stop, status=r.status,

@@ -134,6 +134,15 @@ async def check_callbacks(urls: Sequence[str], allow: targets.AllowList) -> dict
     return refused
 
 
+async def check_callback(url: str, allow: targets.AllowList) -> None:
+    """One callback URL checked exactly as a task's is at submission: its form, then every address its host
+    resolves to; raises the `IntakeError` (422, `callback_refused`) that refuses it."""
+    callback_target(url)
+    refusal = (await check_callbacks([url], allow)).get(url)
+    if refusal is not None:
+        raise refusal
+
+
 def check_metadata(metadata: dict[str, Any]) -> None:
     """Metadata is small and storable: at most MAX_METADATA_BYTES as JSON, and no NUL anywhere."""
     if not metadata:

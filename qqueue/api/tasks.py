@@ -1,4 +1,5 @@
-"""Task endpoints: submit (one or a batch), read (with long-poll), list, cancel, retry (one or many).
+"""Task endpoints: submit (one or a batch), read (with long-poll), list, cancel, retry (one or many), and the
+record of a task's webhooks.
 
 The submit path is kept lean for throughput: intake runs in the parser processes (the event loop only awaits
 their answer) and the task is queued with one INSERT, whose trigger writes the history and wakes the workers.
@@ -47,6 +48,7 @@ from qqueue.api.schemas import (
     TaskDetail,
     TaskPage,
     TaskSubmission,
+    WebhookDelivery,
     decode_item,
 )
 from qqueue.errors import IntakeError
@@ -54,7 +56,6 @@ from qqueue.store import reads
 from qqueue.store.queue import Submitted, cancel_async, enqueue_many_async, retry_many_async
 from qqueue.store.retries import RetryFilter, RetryResult, bulk_answer
 from qqueue.tasks import TERMINAL_STATUSES, TaskSpec, TaskStatus
-from qqueue.webhooks import targets
 
 log = logging.getLogger("qqueue.api")
 
@@ -75,11 +76,11 @@ async def _specs(
     return await submit.to_specs(subs, api.intake, raw_kinds=api.settings.api_raw_kinds,
                                  default_timeout_s=api.settings.default_timeout_s, correlation_id=cid,
                                  idempotency_key=key, request_hash=digest, per_item_keys=batch, tenant=tenant,
-                                 callback_allow=targets.allow_list(tuple(api.settings.webhook_allow)))
+                                 callback_allow=api.callback_allow)
 
 
 class TaskController(Controller):
-    """POST/GET /tasks, GET /tasks/{task_id}, POST /tasks/{task_id}/cancel."""
+    """POST/GET /tasks, GET /tasks/{task_id} and its /webhooks, POST /tasks/{task_id}/cancel and /retry."""
 
     path = "/tasks"
     tags = ["tasks"]
@@ -129,6 +130,16 @@ class TaskController(Controller):
                 return detail
             await asyncio.wait([ended], timeout=wait)
         return await _detail(api, task_id, tenant)
+
+    @get("/{task_id:str}/webhooks", summary="A task's webhook deliveries, newest first",
+         responses=documented("400", "401", "404", "503"))
+    async def task_webhooks(
+        self, request: Request[Any, Any, Any], task_id: FromPath[uuid.UUID], api: Api
+    ) -> list[WebhookDelivery]:
+        """The notices of the task's ends sent to its `callback_url` (one per end: a retried task ends again),
+        each with its sends so far and how the last went. Another tenant's task is a 404, as in GET
+        /tasks/{task_id}."""
+        return await api.read(reads.task_webhooks(task_id, visible_tenant(request.scope)))
 
     @get("/", summary="List tasks, newest first", responses=documented("400", "401", "503"))
     async def list_tasks(

@@ -45,8 +45,8 @@ def jobs_list(ctx: typer.Context, listing: JobListing, as_json: AsJsonArray = Fa
 
 @app.command("get")
 def jobs_get(ctx: typer.Context, job_id: JobId, wait: WaitSeconds = None, as_json: AsJson = False) -> None:
-    """Show a job: status, progress, failures and results; with --wait, once it has ended (exits 1 when it
-    failed or was cancelled, 3 when the wait ran out first).
+    """Show a job: status, progress, failures, results and its webhooks; with --wait, once it has ended (exits 1
+    when it failed or was cancelled, 3 when the wait ran out first).
 
     Example: qqueue --api-url http://127.0.0.1:8000 jobs get 01a2f3c4-0000-7000-8000-000000000000 --wait 60
     """
@@ -59,10 +59,14 @@ def jobs_get(ctx: typer.Context, job_id: JobId, wait: WaitSeconds = None, as_jso
             job = client.get_job(jid) if wait is None else client.wait_job(jid, timeout=wait)
         except WaitTimeoutError as exc:
             job = exc.last
+        deliveries = client.job_webhooks(jid) if job.callback_url and not as_json else []
     if as_json:
         print_json(wire(job))
     else:
+        from qqueue.console import webhooks
+
         _job_details(job)
+        webhooks(job.callback_url, wire(deliveries))
     if wait is not None and job.status not in TERMINAL_STATUSES:
         still_running(ctx, "job", jid, job.status, wait)
         raise typer.Exit(EXIT_STILL_RUNNING)

@@ -29,7 +29,7 @@ def task_detail(conn: Any, task_id: Any) -> TaskDetail:
 
 @with_options
 def get(ctx: typer.Context, task_id: TaskId, database: Database, as_json: AsJson = False) -> None:
-    """Show a task: status, history, error, and its counts as a histogram.
+    """Show a task: status, history, error, its webhooks, and its counts as a histogram.
 
     Example: qqueue get 01a2f3c4-0000-7000-8000-000000000000
     """
@@ -38,15 +38,26 @@ def get(ctx: typer.Context, task_id: TaskId, database: Database, as_json: AsJson
     if client is not None:
         with talking(client):
             detail = client.get(tid)
+            deliveries = client.webhooks(tid) if detail.callback_url and not as_json else []
     else:
-        detail = database.run(lambda conn: task_detail(conn, tid))
+        detail, deliveries = database.run(lambda conn: _with_webhooks(conn, task_detail(conn, tid), as_json))
     task, value = as_row(detail), wire(detail)
     if as_json:
         print_json(value)
     else:
-        from qqueue.console import task_details
+        from qqueue.console import task_details, webhooks
 
         task_details(task)
+        webhooks(detail.callback_url, wire(deliveries))
+
+
+def _with_webhooks(conn: Any, detail: TaskDetail, as_json: bool) -> tuple[TaskDetail, list[Any]]:
+    """The task and, for the terminal, its webhook deliveries when it has a callback."""
+    from qqueue.store import reads
+
+    if not detail.callback_url or as_json:
+        return detail, []
+    return detail, reads.fetch(conn, reads.task_webhooks(detail.task_id))
 
 
 @with_options

@@ -40,6 +40,7 @@ from qqueue.api.schemas import (
     TaskPage,
     TaskSubmission,
     TaskSummary,
+    WebhookDelivery,
 )
 from qqueue.client._protocol import (
     RETRY_STATUSES,
@@ -140,6 +141,12 @@ def cancel(ops: Operations, /, task_id: TaskId) -> Exchange[CancelAnswer]:
     """Cancel a task (POST /tasks/{id}/cancel): status "cancelled" when it was pending, "cancel_requested"
     when it runs (its worker stops it). A finished task raises `ApiError` 409."""
     return ops.exchange(Call("POST", f"/tasks/{segment(task_id)}/cancel", CancelAnswer, ok=frozenset({200, 202})))
+
+
+def webhooks(ops: Operations, /, task_id: TaskId) -> Exchange[builtins.list[WebhookDelivery]]:
+    """The task's webhook deliveries, newest first (GET /tasks/{id}/webhooks): each notice of its end sent to its
+    `callback_url`, with its sends so far and how the last went."""
+    return ops.exchange(Call("GET", f"/tasks/{segment(task_id)}/webhooks", builtins.list[WebhookDelivery]))
 
 
 def retry(ops: Operations, /, task_id: TaskId, *, reason: str | None = None) -> Exchange[RetryAnswer]:
@@ -260,6 +267,11 @@ def get_job(ops: Operations, /, job_id: TaskId, *, wait: float | None = None) ->
 def wait_job(ops: Operations, /, job_id: TaskId, *, timeout: float | None = None) -> Exchange[JobDetail]:
     """The job once completed, failed or cancelled; `WaitTimeoutError` after `timeout` seconds."""
     return ops.waiting("job", job_id, lambda s: get_job(ops, job_id, wait=s), lambda d: d.status, timeout)
+
+
+def job_webhooks(ops: Operations, /, job_id: TaskId) -> Exchange[builtins.list[WebhookDelivery]]:
+    """The job's webhook deliveries, newest first (GET /jobs/{id}/webhooks), as `webhooks` for a task."""
+    return ops.exchange(Call("GET", f"/jobs/{segment(job_id)}/webhooks", builtins.list[WebhookDelivery]))
 
 
 def cancel_job(ops: Operations, /, job_id: TaskId) -> Exchange[JobCancelAnswer]:

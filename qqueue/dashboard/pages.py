@@ -74,10 +74,12 @@ class PageController(Controller):
 
     @get("/tasks/{task_id:str}", name="ui-task")
     async def task(self, request: Request[Any, Any, Any], task_id: FromPath[uuid.UUID], api: Api) -> Template:
-        """One task: circuit, profile, options, history, error, and its counts as a histogram."""
+        """One task: circuit, profile, options, history, error, webhooks, and its counts as a histogram."""
         tenant = viewer(request).tenant
         detail, source = await asyncio.gather(api.read(reads.task_detail(task_id, tenant)),
                                               api.read(reads.task_source(task_id, tenant)))
+        # Only a task with a callback has deliveries to list: the others cost no read.
+        webhooks = await api.read(reads.task_webhooks(task_id, tenant)) if detail.callback_url else []
         # The read passes the history through as the JSON text Postgres built (a Raw), decoded only here.
         history = msgspec.json.decode(cast(msgspec.Raw, detail.status_history), type=list[StatusChange])
         counts, result_bytes = None, 0
@@ -88,7 +90,7 @@ class PageController(Controller):
         notice = NOTICES.get(request.query_params.get("notice", ""))
         live = detail.status not in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
         return page(request, "task", refresh_s=REFRESH_S if live else None, events=f"events?task={task_id}",
-                    task=detail, source=source,
+                    task=detail, source=source, webhooks=webhooks,
                     history=history, counts=counts, histogram=charts.counts_chart(counts) if counts else None,
                     result_bytes=result_bytes, notice=notice,
                     cancellable=detail.status in (TaskStatus.PENDING, TaskStatus.RUNNING)

@@ -34,6 +34,7 @@ from qqueue.api.schemas import (
     TaskSummary,
     ThroughputMinute,
     Timings,
+    WebhookDelivery,
     WorkerInfo,
 )
 from qqueue.errors import CursorError, JobNotFoundError, TaskNotFoundError
@@ -66,11 +67,13 @@ __all__ = [
     "job_state",
     "job_tasks",
     "job_unfinished",
+    "job_webhooks",
     "live_workers",
     "queue_stats",
     "task_detail",
     "task_page",
     "task_source",
+    "task_webhooks",
     "throughput",
 ]
 
@@ -143,7 +146,7 @@ def _detail(row: dict[str, Any]) -> TaskDetail:
         # Results can be large: passed through as the JSON text Postgres holds, never decoded here.
         result=msgspec.Raw(row["result_json"].encode()) if row["result_json"] is not None else None,
         cached=row["cached_from"] is not None, cache_key=row["cache_key"], cached_from=row["cached_from"],
-        error=row["error"],
+        callback_url=row["callback_url"], error=row["error"],
         timings=Timings(queued_s=row["queued_s"], running_s=row["running_s"], reported=row["timings"]),
         status_history=msgspec.Raw(row["history_json"].encode()),  # type: ignore[arg-type]
     )
@@ -240,6 +243,7 @@ class JobRow(msgspec.Struct, kw_only=True, frozen=True):
     #: Each PUB's broadcast shape.
     shapes: list[list[int]]
     metadata: dict[str, Any]
+    callback_url: str | None
     #: When the job was first seen finished (from then on none of its tasks may change); None before.
     seen_finished_at: datetime | None
 
@@ -296,6 +300,35 @@ def job_by_key(key: str, tenant: str | None) -> Read[JobKeyRow | None]:
     """The tenant's job submitted under Idempotency-Key `key`, or None."""
     return Read("job_get_by_idempotency_key", {"key": key, "tenant": tenant},
                 lambda row: JobKeyRow(**row) if row else None)
+
+
+# webhooks ----------------------------------------------------------------------------------------------------
+
+
+def task_webhooks(task_id: uuid.UUID, tenant: str | None = None) -> Read[list[WebhookDelivery]]:
+    """GET /tasks/{id}/webhooks: the task's webhook deliveries, newest first. Another tenant's task reads
+    exactly like one that does not exist: `TaskNotFoundError`."""
+    return _webhooks({"task_id": task_id, "job_id": None, "tenant": tenant}, lambda: TaskNotFoundError(task_id))
+
+
+def job_webhooks(job_id: uuid.UUID, tenant: str | None = None) -> Read[list[WebhookDelivery]]:
+    """GET /jobs/{id}/webhooks: the job's webhook deliveries, newest first; `JobNotFoundError` as `job_state`."""
+    return _webhooks({"task_id": None, "job_id": job_id, "tenant": tenant}, lambda: JobNotFoundError(job_id))
+
+
+def _webhooks(params: dict[str, Any], missing: Callable[[], Exception]) -> Read[list[WebhookDelivery]]:
+    def shape(rows: list[dict[str, Any]]) -> list[WebhookDelivery]:
+        if not rows:  # the task or job is not there, or not the tenant's
+            raise missing()
+        return [WebhookDelivery(
+            delivery_id=r["id"], event="task.finished" if r["task_id"] is not None else "job.finished",
+            task_id=r["task_id"], job_id=r["job_id"], url=r["url"], status=TaskStatus(r["task_status"]),
+            attempt=r["task_attempt"], finished_at=r["finished_at"], attempts=r["attempts"],
+            next_attempt_at=r["next_attempt_at"], last_status_code=r["last_status_code"],
+            last_error=r["last_error"], delivered_at=r["delivered_at"], abandoned_at=r["abandoned_at"],
+            created_at=r["created_at"]) for r in rows if r["id"] is not None]
+
+    return Read("webhook_delivery_list", params, shape)
 
 
 # events ------------------------------------------------------------------------------------------------------

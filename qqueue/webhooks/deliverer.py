@@ -166,8 +166,8 @@ class Deliverer:
         return len(rows)
 
     def _log(self, row: dict[str, Any], attempt: sender.Attempt, give_up: bool) -> None:
-        extra = {"task_id": str(row["task_id"]), "worker_id": self._worker_id, "attempt": row["attempts"],
-                 "error": attempt.error}
+        subject = {"job_id": str(row["job_id"])} if row["job_id"] is not None else {"task_id": str(row["task_id"])}
+        extra = {**subject, "worker_id": self._worker_id, "attempt": row["attempts"], "error": attempt.error}
         if attempt.delivered:
             log.info("webhook delivered", extra=extra)
         elif give_up:

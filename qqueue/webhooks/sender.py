@@ -1,4 +1,5 @@
-"""One webhook send: the body (a `WebhookEvent`), its signature, and the POST to the address that was checked.
+"""One webhook send: the body (a `WebhookEvent`, or a job's `JobWebhookEvent`), its signature, and the POST to
+the address that was checked.
 
 Never follows redirects (a 3xx is a failed attempt: a redirect could lead anywhere the allow-list refuses), never
 reads more of the answer than its status line and headers, ignores proxy settings of the environment (a proxy
@@ -16,12 +17,12 @@ import httpx
 import msgspec
 
 from qqueue import __version__
-from qqueue.api.schemas.webhooks import WebhookError, WebhookEvent
+from qqueue.api.schemas.webhooks import JobWebhookEvent, WebhookError, WebhookEvent
 from qqueue.tasks import TaskStatus
 from qqueue.webhooks import targets
 from qqueue.webhooks.signing import SIGNATURE_HEADER, signature_header
 
-__all__ = ["Attempt", "body_of", "new_client", "send"]
+__all__ = ["Attempt", "body_of", "event_of", "new_client", "send"]
 
 _encoder = msgspec.json.Encoder()
 
@@ -40,20 +41,26 @@ class Attempt(msgspec.Struct, kw_only=True, frozen=True):
 
 
 def body_of(row: dict[str, Any], public_url: str | None) -> bytes:
-    """The JSON body of a claimed delivery row."""
-    task_id: uuid.UUID = row["task_id"]
+    """The JSON body of a claimed delivery row: a `WebhookEvent` for a task's, a `JobWebhookEvent` for a job's."""
     status = TaskStatus(row["task_status"])
     error = row["error"]
-    result_url = None
-    if status is TaskStatus.COMPLETED:
-        result_url = f"{(public_url or '').rstrip('/')}/tasks/{task_id}"
+    reason = WebhookError(code=str(error.get("type", "error")), message=str(error.get("message", ""))) \
+        if isinstance(error, dict) else None
     finished_at: datetime = row["finished_at"]
-    event = WebhookEvent(
-        delivery_id=row["id"], task_id=task_id, status=status, attempt=row["task_attempt"], finished_at=finished_at,
-        error=WebhookError(code=str(error.get("type", "error")), message=str(error.get("message", "")))
-        if isinstance(error, dict) else None,
-        result_url=result_url)
-    return _encoder.encode(event)
+    job_id: uuid.UUID | None = row["job_id"]
+    path = f"/jobs/{job_id}" if job_id is not None else f"/tasks/{row['task_id']}"
+    result_url = f"{(public_url or '').rstrip('/')}{path}" if status is TaskStatus.COMPLETED else None
+    if job_id is not None:
+        return _encoder.encode(JobWebhookEvent(delivery_id=row["id"], job_id=job_id, status=status,
+                                               finished_at=finished_at, error=reason, result_url=result_url))
+    return _encoder.encode(WebhookEvent(
+        delivery_id=row["id"], task_id=row["task_id"], status=status, attempt=row["task_attempt"],
+        finished_at=finished_at, error=reason, result_url=result_url))
+
+
+def event_of(row: dict[str, Any]) -> str:
+    """The event a claimed delivery row announces, as the body's `event` and the X-QQueue-Event header say it."""
+    return "job.finished" if row["job_id"] is not None else "task.finished"
 
 
 def new_client(timeout_s: float) -> httpx.Client:
@@ -81,7 +88,7 @@ def send(client: httpx.Client, allow: targets.AllowList, row: dict[str, Any], bo
         "Content-Type": "application/json",
         SIGNATURE_HEADER: signature_header(secret, body, timestamp=int(time.time())),
         "X-QQueue-Delivery": str(row["id"]),
-        "X-QQueue-Event": "task.finished",
+        "X-QQueue-Event": event_of(row),
     }
     # TLS is checked against the name in the URL, while the connection goes to the address just checked.
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}

@@ -47,7 +47,7 @@ SELECT (SELECT count(*) FROM job) AS found,
 -- With a tenant given, another tenant's job reads exactly like one that does not exist.
 SELECT s.id, s.kind, s.status, s.queue, s.pubs, s.tasks_total, s.tasks_done, s.pending, s.running, s.completed,
        s.failed, s.cancelled, s.tags, s.correlation_id, s.created_at, s.finished_at, s.cancel_requested_at,
-       j.shapes, j.metadata, j.finished_at AS seen_finished_at
+       j.shapes, j.metadata, j.callback_url, j.finished_at AS seen_finished_at
 FROM qqueue.job_stats s
 JOIN qqueue.jobs j ON j.id = s.id
 WHERE s.id = %(id)s AND (%(tenant)s::text IS NULL OR s.tenant = %(tenant)s::text);
@@ -71,9 +71,10 @@ ORDER BY t.job_pub, t.job_part;
 -- name: job_insert :one
 -- An idempotency key already present inserts nothing; the caller looks the existing job up.
 INSERT INTO qqueue.jobs (id, kind, queue, tenant, pubs, shapes, sizes, tasks_total, idempotency_key, request_hash,
-                         correlation_id, tags, metadata)
+                         correlation_id, tags, metadata, callback_url)
 VALUES (%(id)s, %(kind)s, %(queue)s, %(tenant)s, %(pubs)s, %(shapes)s::jsonb, %(sizes)s::integer[], %(tasks_total)s,
-        %(idempotency_key)s, %(request_hash)s, %(correlation_id)s, %(tags)s::text[], %(metadata)s::jsonb)
+        %(idempotency_key)s, %(request_hash)s, %(correlation_id)s, %(tags)s::text[], %(metadata)s::jsonb,
+        %(callback_url)s)
 ON CONFLICT ((coalesce(tenant, '')), idempotency_key) DO NOTHING
 RETURNING id, created_at;
 

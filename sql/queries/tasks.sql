@@ -200,6 +200,7 @@ SELECT * FROM qqueue.tasks WHERE id = %(id)s;
 SELECT t.id, t.status, t.kind, t.queue, t.priority, t.attempt, t.max_attempts, t.run_at, t.timeout_s,
        t.created_at, t.started_at, t.finished_at, t.cancel_requested_at, t.worker_id, t.correlation_id,
        t.tags, t.metadata, t.profile, t.error, t.timings, t.result::text AS result_json, t.cache_key, t.cached_from,
+       t.callback_url,
        -- only a due task has a place in the line: one scheduled for later is not behind anything yet.
        CASE WHEN t.status = 'pending' AND t.run_at <= now() THEN 1 + (
            SELECT count(*)
@@ -241,16 +242,16 @@ SELECT status, at, attempt, worker_id, note FROM qqueue.task_events WHERE task_i
 -- An idempotency key already present inserts nothing; the caller looks the existing task up.
 INSERT INTO qqueue.tasks (id, queue, kind, priority, payload, profile, max_attempts, run_at, timeout_s,
                           idempotency_key, request_hash, correlation_id, tags, metadata, cache_key, tenant,
-                          job_id, job_pub, job_part, callback_url)
+                          job_id, job_pub, job_part, callback_url, job_callback)
 SELECT t.id, t.queue, t.kind, t.priority, t.payload, t.profile, t.max_attempts,
        coalesce(t.run_at, now() + make_interval(secs => coalesce(t.delay_s, 0))),
        t.timeout_s, t.idempotency_key, t.request_hash, t.correlation_id, t.tags, t.metadata, t.cache_key, t.tenant,
-       t.job_id, t.job_pub, t.job_part, t.callback_url
+       t.job_id, t.job_pub, t.job_part, t.callback_url, t.job_callback
 FROM jsonb_to_recordset(%(tasks)s::jsonb) AS t(
     id uuid, queue text, kind text, priority smallint, payload jsonb, profile jsonb, max_attempts integer,
     run_at timestamptz, delay_s double precision, timeout_s double precision, idempotency_key text,
     request_hash text, correlation_id text, tags text[], metadata jsonb, cache_key text, tenant text,
-    job_id uuid, job_pub integer, job_part integer, callback_url text)
+    job_id uuid, job_pub integer, job_part integer, callback_url text, job_callback boolean)
 ON CONFLICT ((coalesce(tenant, '')), idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id, created_at, run_at;
 

@@ -1,4 +1,4 @@
--- Webhook deliveries (qqueue/webhooks/deliverer.py) and secrets (qqueue/store/webhook_secrets.py).
+-- Webhook deliveries (qqueue/webhooks/deliverer.py, qqueue/store/reads.py) and secrets (qqueue/store/webhooks.py).
 -- Header format as in tasks.sql.
 
 -- name: webhook_delivery_claim :many
@@ -17,7 +17,7 @@ UPDATE qqueue.webhook_deliveries d
 SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => %(lease_s)s)
 FROM due
 WHERE d.id = due.id
-RETURNING d.id, d.task_id, d.tenant, d.url, d.task_status, d.task_attempt, d.finished_at, d.error, d.attempts,
+RETURNING d.id, d.task_id, d.job_id, d.tenant, d.url, d.task_status, d.task_attempt, d.finished_at, d.error, d.attempts,
           CASE WHEN d.tenant IS NULL THEN (SELECT s.secret FROM qqueue.webhook_service_secret s)
                ELSE (SELECT t.webhook_secret FROM qqueue.tenants t WHERE t.name = d.tenant) END AS secret;
 
@@ -30,12 +30,23 @@ SELECT EXISTS (
 ) AS due;
 
 -- name: webhook_delivery_list :many
--- A task's deliveries, oldest first, for operators and tests (the tenant filter keeps tenants apart).
-SELECT d.id, d.task_id, d.url, d.task_status, d.task_attempt, d.attempts, d.next_attempt_at,
-       d.last_status_code, d.last_error, d.delivered_at, d.abandoned_at, d.created_at
-FROM qqueue.webhook_deliveries d
-WHERE d.task_id = %(task_id)s AND (%(tenant)s::text IS NULL OR d.tenant = %(tenant)s::text)
-ORDER BY d.id;
+-- The deliveries of one task (`task_id`) or one job (`job_id`; the other NULL), newest first. With a tenant given,
+-- another tenant's task or job is not found: no row at all. A visible one without deliveries is one row of NULLs.
+-- The secret is never read here.
+WITH owner AS (
+    SELECT 1 FROM qqueue.tasks t
+    WHERE t.id = %(task_id)s::uuid AND (%(tenant)s::text IS NULL OR t.tenant = %(tenant)s::text)
+    UNION ALL
+    SELECT 1 FROM qqueue.jobs j
+    WHERE j.id = %(job_id)s::uuid AND (%(tenant)s::text IS NULL OR j.tenant = %(tenant)s::text)
+)
+SELECT d.id, d.task_id, d.job_id, d.url, d.task_status, d.task_attempt, d.attempts,
+       -- Only a delivery still to be sent has a next attempt.
+       CASE WHEN d.delivered_at IS NULL AND d.abandoned_at IS NULL THEN d.next_attempt_at END AS next_attempt_at,
+       d.last_status_code, d.last_error, d.finished_at, d.delivered_at, d.abandoned_at, d.created_at
+FROM (SELECT 1 FROM owner LIMIT 1) AS visible
+LEFT JOIN qqueue.webhook_deliveries d ON d.task_id = %(task_id)s::uuid OR d.job_id = %(job_id)s::uuid
+ORDER BY d.id DESC;
 
 -- name: webhook_delivery_record :exec
 -- The outcome of each send of a claimed batch, in one statement. Fenced on `attempts`: a row that was claimed

@@ -13,16 +13,17 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import msgspec
 import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from qqueue.api.schemas import WebhookEvent
+from qqueue.api.schemas import JobWebhookEvent, WebhookDelivery, WebhookEvent
 from qqueue.cli import app
 from qqueue.client import Client
+from qqueue.store import keys, reads, webhooks
 from qqueue.store import queue as q
-from qqueue.store import webhooks
 from qqueue.tasks import TaskSpec
 from qqueue.webhooks import verify
 from tests.conftest import WorkerProcess, serving_worker, wait_until
@@ -99,6 +100,10 @@ def hook_path() -> str:
     return f"/hook/{uuid.uuid4().hex[:10]}"
 
 
+def deliveries(sql: psycopg.Connection[Any], task_id: uuid.UUID) -> list[WebhookDelivery]:  # noqa: F811
+    return reads.fetch(sql, reads.task_webhooks(task_id))
+
+
 def test_a_tenants_task_is_posted_when_it_completes_signed_with_the_tenants_secret(api, worker, receiver, sql):  # noqa: F811
     tenant, headers = tenant_key(sql)
     path = hook_path()
@@ -114,9 +119,9 @@ def test_a_tenants_task_is_posted_when_it_completes_signed_with_the_tenants_secr
     assert event.result_url == f"/tasks/{task_id}"
     assert got["Host"] == f"{RECEIVER_HOST}:{receiver.port}" and got["Content-Type"] == "application/json"
     assert got["X-QQueue-Delivery"] == str(event.delivery_id)
-    [delivery] = wait_until(lambda: [d for d in webhooks.deliveries(sql, uuid.UUID(task_id))
+    [delivery] = wait_until(lambda: [d for d in deliveries(sql, uuid.UUID(task_id))
                                      if d.delivered_at is not None])
-    assert (delivery.attempts, delivery.last_status_code, delivery.task_status) == (1, 200, "completed")
+    assert (delivery.attempts, delivery.last_status_code, delivery.status) == (1, 200, "completed")
     # A rotated secret signs from then on; the old one no longer verifies what is sent next.
     rotated = webhooks.rotate_secret(sql, tenant)
     assert rotated != secret and webhooks.secret(sql, tenant) == rotated
@@ -130,7 +135,7 @@ def test_a_receiver_failing_twice_gets_the_same_notice_a_third_time_and_it_is_re
     [done] = q.enqueue_many(sql, [TaskSpec(kind="fail", queue=QUEUE, max_attempts=1, callback_url=receiver.url(path),
                                            payload={"message": "boom", "retryable": False})])
     received = wait_until(lambda: len(receiver.received(path)) >= 3 and receiver.received(path), timeout_s=30)
-    [delivery] = wait_until(lambda: [d for d in webhooks.deliveries(sql, done.id) if d.delivered_at is not None])
+    [delivery] = wait_until(lambda: [d for d in deliveries(sql, done.id) if d.delivered_at is not None])
     assert (delivery.attempts, delivery.last_status_code, delivery.last_error) == (3, 200, None)
     assert len(receiver.received(path)) == 3
     secret = webhooks.secret(sql, None)
@@ -148,7 +153,7 @@ def test_a_refused_target_that_reached_the_queue_anyway_is_checked_again_at_send
     path = hook_path()
     [done] = q.enqueue_many(sql, [TaskSpec(kind="noop", queue=QUEUE,
                                            callback_url=f"http://127.0.0.1:{receiver.port}{path}")])
-    [delivery] = wait_until(lambda: [d for d in webhooks.deliveries(sql, done.id) if d.abandoned_at is not None])
+    [delivery] = wait_until(lambda: [d for d in deliveries(sql, done.id) if d.abandoned_at is not None])
     assert delivery.attempts == 1 and delivery.delivered_at is None
     assert delivery.last_error is not None and "loopback" in delivery.last_error
     assert receiver.received(path) == []
@@ -172,6 +177,10 @@ def test_refused_callback_targets_are_a_422_and_nothing_is_written(api, receiver
     assert batch.status_code == 201, batch.text
     items = batch.json()["items"]
     assert items[0]["error"]["code"] == "callback_refused" and items[1]["task_id"]
+    job = api.client.post("/jobs", headers=headers, json={"kind": "sample", "queue": "idle-hooks",
+                                                          "callback_url": url, "pubs": [{"qc": BELL}]})
+    assert job.status_code == 422, job.text
+    assert job.json()["error"]["code"] == "callback_refused"
     assert counts(sql)[0] == before[0] + 1
 
 
@@ -191,3 +200,150 @@ def test_the_cli_prints_and_rotates_webhook_secrets_and_refuses_a_loopback_callb
                                "--database-url", module_db])
     assert refused.exit_code == 1 and "allow-list" in refused.output
     assert counts(sql) == before
+
+
+# --- what a task's and a job's webhooks look like afterwards -----------------------------------------------------
+
+
+class Retried(msgspec.Struct, frozen=True):
+    """A tenant's failing task whose receiver refused the first send, retried once: two ends, two notices."""
+
+    tenant: str
+    key: str
+    task_id: uuid.UUID
+    url: str
+    #: What the receiver got, in order: the refused send, its redelivery, the notice of the second end.
+    received: list[tuple[dict[str, str], bytes]]
+
+
+def key_of(headers: dict[str, str]) -> str:
+    return headers["Authorization"].split(" ", 1)[1]
+
+
+@pytest.fixture(scope="module")
+def retried(api, worker, receiver, sql) -> Retried:  # noqa: F811
+    tenant, headers = tenant_key(sql)
+    path = hook_path()
+    receiver.script[path] = [500]
+    url = receiver.url(path)
+    with Client(api.url, api_key=key_of(headers)) as client:
+        task_id = client.submit(None, kind="fail", queue=QUEUE, max_attempts=1, callback_url=url,
+                                payload={"message": "boom", "retryable": False}).task_id
+        wait_until(lambda: [d for d in client.webhooks(task_id) if d.delivered_at is not None], timeout_s=30)
+        client.retry(task_id, reason="again")
+        wait_until(lambda: sum(d.delivered_at is not None for d in client.webhooks(task_id)) == 2, timeout_s=30)
+    return Retried(tenant=tenant, key=key_of(headers), task_id=task_id, url=url, received=receiver.received(path))
+
+
+def test_a_tasks_callback_url_is_shown_in_its_detail(api, retried):
+    with Client(api.url, api_key=retried.key) as client:
+        assert client.get(retried.task_id).callback_url == retried.url
+        plain = client.submit(None, kind="noop", queue="idle-hooks")
+        assert client.get(plain.task_id).callback_url is None
+        assert client.webhooks(plain.task_id) == []
+
+
+def test_a_tasks_deliveries_are_listed_newest_first_with_each_ones_sends(api, retried, sql):  # noqa: F811
+    with Client(api.url, api_key=retried.key) as client:
+        second, first = client.webhooks(retried.task_id)
+    # The first end's notice was refused once (500) and sent again; the second end's went through at once.
+    assert (first.status, first.attempt, first.attempts, first.last_status_code, first.last_error) == (
+        "failed", 1, 2, 200, None)
+    assert (second.status, second.attempt, second.attempts, second.last_status_code) == ("failed", 2, 1, 200)
+    assert second.delivery_id > first.delivery_id and second.finished_at > first.finished_at
+    for d in (first, second):
+        assert (d.event, d.task_id, d.job_id, d.url) == ("task.finished", retried.task_id, None, retried.url)
+        assert d.delivered_at is not None and d.abandoned_at is None and d.next_attempt_at is None
+    # The ids are those the receiver saw, in the header and in the body.
+    sent = [headers["X-QQueue-Delivery"] for headers, _ in retried.received]
+    assert sent == [str(first.delivery_id)] * 2 + [str(second.delivery_id)]
+    assert [msgspec.json.decode(body, type=WebhookEvent).delivery_id for _, body in retried.received] == [
+        first.delivery_id] * 2 + [second.delivery_id]
+    assert reads.fetch(sql, reads.task_webhooks(retried.task_id)) == [second, first]
+
+
+def test_another_tenant_gets_a_404_for_a_tasks_webhooks_as_for_the_task_and_an_operator_sees_them(
+        api, retried, sql):  # noqa: F811
+    _, other = tenant_key(sql)
+    hidden = api.client.get(f"/tasks/{retried.task_id}/webhooks", headers=other)
+    detail = api.client.get(f"/tasks/{retried.task_id}", headers=other)
+    assert hidden.status_code == detail.status_code == 404
+    assert {k: v for k, v in hidden.json().items() if k != "correlation_id"} == {
+        k: v for k, v in detail.json().items() if k != "correlation_id"}
+    operator = keys.create(sql, None, role="operator", label="test").key
+    with Client(api.url, api_key=operator) as client, Client(api.url, api_key=retried.key) as own:
+        assert client.webhooks(retried.task_id) == own.webhooks(retried.task_id)
+    # Never the secret the notices are signed with.
+    shown = api.client.get(f"/tasks/{retried.task_id}/webhooks", headers={"Authorization": f"Bearer {retried.key}"})
+    assert shown.status_code == 200 and webhooks.secret(sql, retried.tenant) not in shown.text
+    assert "whsec_" not in shown.text
+
+
+def test_the_cli_shows_a_tasks_callback_and_its_deliveries_locally_and_through_the_api(api, retried, module_db):  # noqa: F811
+    cli = CliRunner()
+    with Client(api.url, api_key=retried.key) as client:
+        ids = [str(d.delivery_id) for d in client.webhooks(retried.task_id)]
+    for args in (["get", str(retried.task_id), "--database-url", module_db],
+                 ["--api-url", api.url, "--api-key", retried.key, "get", str(retried.task_id)]):
+        shown = cli.invoke(app, args, env={"COLUMNS": "200"})
+        assert shown.exit_code == 0, shown.output
+        assert f"callback: {retried.url}" in shown.stdout and "webhooks" in shown.stdout
+        assert all(i in shown.stdout for i in ids) and "delivered" in shown.stdout
+    as_json = cli.invoke(app, ["get", str(retried.task_id), "--json", "--database-url", module_db])
+    assert msgspec.json.decode(as_json.stdout)["callback_url"] == retried.url
+
+
+def test_the_dashboards_task_page_shows_the_callback_and_lists_the_deliveries(api, retried, sql):  # noqa: F811
+    with Client(api.url, api_key=retried.key) as client:
+        listed = client.webhooks(retried.task_id)
+    _, other = tenant_key(sql)
+    with signed_in(api, retried.key) as own, signed_in(api, key_of(other)) as theirs:
+        page = own.get(f"/ui/tasks/{retried.task_id}")
+        assert theirs.get(f"/ui/tasks/{retried.task_id}").status_code == 404
+    assert page.status_code == 200, page.text
+    assert retried.url in page.text and 'id="webhooks"' in page.text
+    assert all(f'data-delivery="{d.delivery_id}"' in page.text for d in listed)
+    assert webhooks.secret(sql, retried.tenant) not in page.text
+
+
+def signed_in(api: ApiServer, key: str) -> httpx.Client:
+    """A client holding the dashboard's sign-in cookie for `key`, as the login form sets it."""
+    return httpx.Client(base_url=api.url, cookies={"qqueue_key": key}, timeout=30)
+
+
+def test_a_job_with_a_callback_is_posted_once_signed_when_it_ends_and_its_delivery_is_listed(
+        api, worker, receiver, sql):  # noqa: F811
+    tenant, headers = tenant_key(sql)
+    path = hook_path()
+    url = receiver.url(path)
+    body = {"kind": "sample", "queue": QUEUE, "shots": 20, "callback_url": url,
+            "pubs": [{"qc": BELL}, {"qc": BELL, "shots": 10}]}
+    with Client(api.url, api_key=key_of(headers)) as client:
+        job_id = client.submit_job(body, idempotency_key=f"job-{path}").job_id
+        # The same body replays the job; another callback is another request.
+        assert client.submit_job(body, idempotency_key=f"job-{path}").job_id == job_id
+        conflict = api.client.post("/jobs", json={**body, "callback_url": receiver.url("/other")},
+                                   headers={**headers, "Idempotency-Key": f"job-{path}"})
+        assert conflict.status_code == 409, conflict.text
+        job = client.wait_job(job_id, timeout=60)
+        assert (job.status, job.callback_url, job.progress.tasks_total) == ("completed", url, 2)
+        [(got, sent)] = wait_until(lambda: receiver.received(path), timeout_s=30)
+        [delivery] = wait_until(lambda: [d for d in client.job_webhooks(job_id) if d.delivered_at is not None])
+    assert verify(webhooks.secret(sql, tenant), got["X-QQueue-Signature"], sent)
+    assert got["X-QQueue-Event"] == "job.finished" and got["X-QQueue-Delivery"] == str(delivery.delivery_id)
+    event = msgspec.json.decode(sent, type=JobWebhookEvent)
+    assert (event.event, event.job_id, event.status, event.error) == ("job.finished", job_id, "completed", None)
+    assert event.result_url == f"/jobs/{job_id}" and event.finished_at == job.finished_at
+    assert (delivery.event, delivery.job_id, delivery.task_id, delivery.attempt, delivery.attempts,
+            delivery.last_status_code) == ("job.finished", job_id, None, None, 1, 200)
+    # Exactly one: the job's two tasks wrote no notice of their own, and its end wrote one.
+    assert len(receiver.received(path)) == 1
+    assert sql.execute("SELECT count(*) FROM qqueue.webhook_deliveries WHERE job_id = %s OR task_id = ANY("
+                       "SELECT id FROM qqueue.tasks WHERE job_id = %s)", (job_id, job_id)).fetchone() == (1,)
+    _, other = tenant_key(sql)
+    assert api.client.get(f"/jobs/{job_id}/webhooks", headers=other).status_code == 404
+    assert api.client.get(f"/jobs/{job_id}", headers=other).status_code == 404
+    shown = CliRunner().invoke(app, ["--api-url", api.url, "--api-key", key_of(headers), "jobs", "get", str(job_id)],
+                               env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert f"callback: {url}" in shown.stdout and str(delivery.delivery_id) in shown.stdout

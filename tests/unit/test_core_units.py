@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import msgspec
 import pytest
 
 from qqueue.config import load_settings
@@ -81,3 +82,14 @@ def test_an_idempotency_hash_is_unchanged_by_submission_fields_added_since_and_l
     before = "7ba44360ecb89286365b65b0c0ac73f87ef11dec28e8da3c81ee982137973152"
     assert request_hash(TaskSubmission(kind="noop", queue="x")) == before
     assert request_hash(TaskSubmission(kind="noop", queue="x", callback_url="https://example.com/h")) != before
+
+
+def test_a_jobs_idempotency_hash_is_unchanged_by_its_callback_url_left_unset():
+    from qqueue.api.schemas import JobSubmission, PubSubmission
+    from qqueue.api.submit import request_hash
+
+    # The hash this job had before jobs took a `callback_url`.
+    before = "072e0888df42dffe7317c578eebc8eddb0c957d25bd56f1f2e94a8c046f11374"
+    job = JobSubmission(kind="sample", pubs=[PubSubmission(qc="OPENQASM 3.0; qubit q;")], queue="x")
+    assert request_hash(job) == before
+    assert request_hash(msgspec.structs.replace(job, callback_url="https://example.com/h")) != before

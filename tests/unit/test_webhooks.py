@@ -5,11 +5,15 @@ from __future__ import annotations
 import ipaddress
 import re
 import time
+import uuid
+from datetime import UTC, datetime
 
+import msgspec
 import pytest
 
+from qqueue.api.schemas import JobWebhookEvent, WebhookEvent
 from qqueue.errors import ConfigError
-from qqueue.webhooks import signature_header, targets, verify
+from qqueue.webhooks import sender, signature_header, targets, verify
 from tests.conftest import REPO
 
 SECRET = "whsec_" + "ab" * 32
@@ -99,3 +103,24 @@ def test_the_readme_receiver_snippet_verifies_what_qqueue_signs():
     header = signature_header(SECRET, BODY)
     assert readme_verify(SECRET, header, BODY) and not readme_verify(SECRET, header, BODY + b"x")
     assert not readme_verify(SECRET, signature_header(SECRET, BODY, timestamp=int(time.time()) - 400), BODY)
+
+
+def test_a_jobs_notice_says_it_is_a_job_and_a_tasks_says_it_is_a_task():
+    job_id, task_id = uuid.uuid4(), uuid.uuid4()
+    ended = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    job_row = {"id": 7, "task_id": None, "job_id": job_id, "task_status": "failed", "task_attempt": None,
+               "finished_at": ended, "error": {"type": "Boom", "message": "part 1", "retryable": False}}
+    body = sender.body_of(job_row, "https://qq.example.com/")
+    event = msgspec.json.decode(body, type=JobWebhookEvent)
+    assert (event.event, event.delivery_id, event.job_id, event.status, event.finished_at) == (
+        "job.finished", 7, job_id, "failed", ended)
+    assert event.error is not None and (event.error.code, event.error.message) == ("Boom", "part 1")
+    assert event.result_url is None and b"task_id" not in body and sender.event_of(job_row) == "job.finished"
+    done = sender.body_of({**job_row, "task_status": "completed", "error": None}, "https://qq.example.com/")
+    assert msgspec.json.decode(done, type=JobWebhookEvent).result_url == f"https://qq.example.com/jobs/{job_id}"
+    task_row = {**job_row, "task_id": task_id, "job_id": None, "task_status": "completed", "task_attempt": 2,
+                "error": None}
+    task = msgspec.json.decode(sender.body_of(task_row, None), type=WebhookEvent)
+    assert (task.event, task.task_id, task.attempt, task.result_url) == ("task.finished", task_id, 2,
+                                                                         f"/tasks/{task_id}")
+    assert sender.event_of(task_row) == "task.finished"

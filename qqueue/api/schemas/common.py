@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct
 
+from qqueue.webhooks.targets import MAX_URL_LENGTH
+
 #: Same rule as the CHECK on qqueue.tasks.queue and .kind. The lookahead is for Python, where "$" also matches
 #: before a final newline (PostgreSQL's does not): without it "default\n" passes here and fails the INSERT.
 NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$(?!\n)"
@@ -22,6 +24,9 @@ QueueName = Annotated[str, Meta(pattern=NAME_PATTERN, description="Queue name: 1
 KindName = Annotated[str, Meta(pattern=NAME_PATTERN, description="Task kind: 1-64 of A-Z a-z 0-9 _ . : -")]
 Tag = Annotated[str, Meta(min_length=1, max_length=100, pattern=TAG_PATTERN)]
 UtcTime = Annotated[datetime, Meta(tz=True, description="ISO 8601 with a UTC offset")]
+#: Where a task's or a job's end is POSTed (README, "Webhooks"): http(s), no credentials, and a public address
+#: unless the server's allow-list names it (checked at submission, `qqueue.api.submit`).
+CallbackUrl = Annotated[str, Meta(min_length=1, max_length=MAX_URL_LENGTH)]
 
 
 #: Parameter values as sent: nested lists of numbers, or an object of parameter name -> nested lists. Intake

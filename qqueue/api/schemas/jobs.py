@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from qqueue.api.schemas.common import Observables, ParameterValues, QueueName, SimulationOptions, Tag
+from qqueue.api.schemas.common import CallbackUrl, Observables, ParameterValues, QueueName, SimulationOptions, Tag
 from qqueue.intake.model import MAX_SHOTS
 from qqueue.tasks import TaskStatus
 
@@ -55,6 +55,8 @@ class JobSubmission(Struct, kw_only=True, forbid_unknown_fields=True):
     timeout_s: Annotated[float, Meta(gt=0, le=86400)] | None = None
     tags: Annotated[list[Tag], Meta(max_length=32)] = msgspec.field(default_factory=list)
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: POSTed a signed `JobWebhookEvent` once, when the job ends (every task of it finished); checked as a task's.
+    callback_url: CallbackUrl | None = None
 
 
 class JobSubmitAnswer(Struct, kw_only=True):
@@ -130,6 +132,8 @@ class JobDetail(Struct, kw_only=True):
     tags: list[str]
     metadata: dict[str, Any]
     correlation_id: str | None
+    #: Where the job's end is POSTed (GET /jobs/{job_id}/webhooks lists the sends); null without one.
+    callback_url: str | None = None
     created_at: datetime
     finished_at: datetime | None
     cancel_requested_at: datetime | None

@@ -12,6 +12,7 @@ from msgspec import Meta, Struct
 
 from qqueue.api.schemas.common import (
     TAG_PATTERN,
+    CallbackUrl,
     ErrorDetail,
     KindName,
     Observables,
@@ -23,7 +24,6 @@ from qqueue.api.schemas.common import (
 )
 from qqueue.intake.model import MAX_SHOTS
 from qqueue.tasks import TaskStatus
-from qqueue.webhooks.targets import MAX_URL_LENGTH
 
 #: Most tasks one POST /tasks/batch may carry.
 MAX_BATCH = 1000
@@ -65,7 +65,7 @@ class TaskSubmission(Struct, kw_only=True, forbid_unknown_fields=True):
     outputs: Annotated[list[Literal["counts", "statevector", "probabilities"]], Meta(max_length=3)] | None = None
     #: POSTed a signed `WebhookEvent` when the task ends (README, "Webhooks"): http(s), no credentials, and a
     #: public address unless the server's allow-list names it.
-    callback_url: Annotated[str, Meta(min_length=1, max_length=MAX_URL_LENGTH)] | None = None
+    callback_url: CallbackUrl | None = None
 
 
 class BatchSubmission(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -171,6 +171,8 @@ class TaskDetail(Struct, kw_only=True):
     correlation_id: str | None
     tags: list[str]
     metadata: dict[str, Any]
+    #: Where the task's end is POSTed (GET /tasks/{task_id}/webhooks lists the sends); null without one.
+    callback_url: str | None = None
     #: What intake measured of the circuit (qubits, depth, memory...).
     profile: dict[str, Any] | None
     #: The kind's result once completed (for circuits: counts and more).

@@ -1,4 +1,5 @@
-"""The body of a webhook: what qqueue POSTs to a task's `callback_url` when the task ends."""
+"""Webhooks on the wire: what qqueue POSTs to a task's (or a job's) `callback_url` when it ends, and the record of
+those sends that GET /tasks/{task_id}/webhooks and GET /jobs/{job_id}/webhooks answer."""
 
 from __future__ import annotations
 
@@ -34,3 +35,50 @@ class WebhookEvent(Struct, kw_only=True):
     #: Where the task and its result are read (GET, with the API key); only for completed tasks. Absolute
     #: when the server knows its public address (QQUEUE_PUBLIC_URL), else a path on the API.
     result_url: str | None = None
+
+
+class JobWebhookEvent(Struct, kw_only=True):
+    """Body of a job's webhook POST, sent once when the job ends (no task of it pending or running), signed as a
+    task's. Delivered at least once, as `WebhookEvent`; `event` (and the X-QQueue-Event header) tells them apart."""
+
+    event: Literal["job.finished"] = "job.finished"
+    #: Unique per notice; a redelivery repeats it.
+    delivery_id: int
+    job_id: uuid.UUID
+    #: The job's status as GET /jobs/{job_id} says it: failed if a task failed, else cancelled if one was.
+    status: TaskStatus
+    #: When its last task ended.
+    finished_at: datetime
+    #: The error of its first failed task (in PUB order), for a failed job.
+    error: WebhookError | None = None
+    #: GET /jobs/{job_id}, for a completed job; absolute as `WebhookEvent.result_url` is.
+    result_url: str | None = None
+
+
+class WebhookDelivery(Struct, kw_only=True):
+    """One webhook notice of a task or a job, and how sending it went (qqueue.webhook_deliveries). The secret it
+    is signed with is never shown."""
+
+    #: The notice's `delivery_id`, as its body and its X-QQueue-Delivery header carry it.
+    delivery_id: int
+    event: Literal["task.finished", "job.finished"]
+    #: The task, or the job, it announces (the other is null).
+    task_id: uuid.UUID | None
+    job_id: uuid.UUID | None
+    url: str
+    #: How the task (or job) had ended when the notice was made; a later retry changes it, never the notice.
+    status: TaskStatus
+    #: The task's attempt that ended it; null for a job.
+    attempt: int | None
+    finished_at: datetime
+    #: Sends tried so far.
+    attempts: int
+    #: When the next send is due; null once delivered or abandoned.
+    next_attempt_at: datetime | None
+    #: The receiver's answer to the last send, or why it got none.
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+    #: Set when the sends ran out, or the target was refused at send time: never tried again.
+    abandoned_at: datetime | None
+    created_at: datetime
