@@ -140,6 +140,8 @@ def parse(source: str, version: int) -> ParsedSource:
                 if _importer_refusal(exc):
                     raise unrolled from None
                 raise exc  # noqa: B904 - its own cause chain carries the parser's position
+            except MemoryError:
+                raise
             except Exception:
                 raise exc  # noqa: B904
     except RecursionError:
@@ -147,7 +149,23 @@ def parse(source: str, version: int) -> ParsedSource:
     except IntakeError:
         raise
     except Exception as exc:  # parser errors come in many types; all become one clear error
+        if _ran_out_of_memory(exc):
+            # Not the program's syntax: the parser process's memory ceiling, which intake reports as such.
+            raise MemoryError from exc
         raise _as_intake_error(exc, source) from None
+
+
+def _ran_out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` is, or was raised while handling, a MemoryError: parsers' error recovery can turn one into
+    an error of their own (or an empty one that would read as a syntax error)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, MemoryError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _native_import(source: str) -> QuantumCircuit | None:
@@ -200,9 +218,11 @@ def _unroll(source: str) -> str:
             module = pyqasm.loads(prefix + source)
             module.unroll()
             text: str = pyqasm.dumps(module)
-        except RecursionError:
+        except (RecursionError, MemoryError):
             raise
         except Exception as exc:  # pyqasm's errors: ValidationError and whatever its parser raises
+            if _ran_out_of_memory(exc):
+                raise MemoryError from exc
             message = str(exc).strip().split("\n\nUsage:")[0].strip() or "the program is not valid OpenQASM"
             line, column = positions[-1] if positions else (None, None)
             if line == 1 and column is not None:

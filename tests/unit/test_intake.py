@@ -137,3 +137,22 @@ def test_kinds_need_their_targets():
         prepare(BELL2, kind="convert")
     with pytest.raises(IntakeError, match="unknown circuit kind"):
         prepare(BELL2, kind="teleport")
+
+
+def test_a_parser_out_of_memory_is_reported_as_memory_not_as_a_syntax_error(monkeypatch):
+    """A parser's error recovery may catch a MemoryError and raise an empty error of its own, which would read as
+    "not valid OpenQASM"; it reaches the parser process as the MemoryError it was (refused as too_complex)."""
+    from qiskit import qasm3
+
+    from qqueue.intake import source
+
+    def exhausted(_text: str) -> None:
+        try:
+            raise MemoryError
+        except MemoryError:
+            raise RuntimeError("") from None  # what recovery leaves: no message, no cause, only a context
+
+    monkeypatch.setattr(qasm3, "loads", exhausted)
+    monkeypatch.setattr(source, "_native_import", lambda _text: None)
+    with pytest.raises(MemoryError):
+        source.parse('OPENQASM 3.0;\nqubit q;\nh q;\n', 3)
