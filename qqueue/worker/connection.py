@@ -93,7 +93,8 @@ class Link:
     def _open(self, application_name: str) -> psycopg.Connection[Any]:
         return db.connect(self._url, application_name=application_name,
                           statement_timeout_s=self._settings.statement_timeout_s,
-                          idle_in_transaction_timeout_s=self._settings.idle_in_transaction_timeout_s)
+                          idle_in_transaction_timeout_s=self._settings.idle_in_transaction_timeout_s,
+                          generic_plans=True)
 
     def lost(self, exc: Exception) -> None:
         """The database went away: close what is left and schedule the next attempt, backing off to 10 s."""
