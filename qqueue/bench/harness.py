@@ -78,7 +78,13 @@ def drain_with_cpu(conn: Any, queue: str, *, tasks: int,
     is not the drain's cost) to the last completion, per task completed in between.
     """
     def every_worker_done() -> bool:
-        return int(db.run(conn, "bench_workers_done", queue=queue)["workers"]) >= len(procs)
+        if int(db.run(conn, "bench_workers_done", queue=queue)["workers"]) >= len(procs):
+            return True
+        if db.run(conn, "bench_unfinished_count", queue=queue)["unfinished"] == 0:
+            # The first workers up drained it all: there is no drain left to count the others' CPU over.
+            raise QQueueError(f"all {tasks} tasks were drained before every one of the {len(procs)} workers had "
+                              "run one; give more --tasks")
+        return False
 
     wait_for(every_worker_done, timeout_s=120, what="the workers", interval_s=0.05)
     before = cpu_snapshot(conn, procs)
