@@ -28,7 +28,7 @@ from qqueue.api.waiters import FinishedWaiters
 from qqueue.config import Settings
 from qqueue.errors import DatabaseUnavailableError
 from qqueue.intake import ParserPool
-from qqueue.store import db, migrate, reads
+from qqueue.store import db, event_reads, migrate, reads
 from qqueue.webhooks import targets
 
 T = TypeVar("T")
@@ -91,8 +91,8 @@ class ApiContext:
     async def _finished(self, ids: list[uuid.UUID]) -> list[uuid.UUID]:
         return await self.read(reads.finished_of(ids))
 
-    async def _event_rows(self, after: int, limit: int) -> reads.EventBatch:
-        return await self.read(reads.event_batch(after, limit))
+    async def _event_rows(self, after: int, limit: int) -> event_reads.EventBatch:
+        return await self.read(event_reads.event_batch(after, limit))
 
     @asynccontextmanager
     async def connection(self, timeout: float | None = None) -> AsyncIterator[psycopg.AsyncConnection[Any]]:

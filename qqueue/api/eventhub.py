@@ -34,7 +34,7 @@ from typing import Any
 import psycopg
 
 from qqueue.errors import DatabaseUnavailableError, EventStreamsFullError
-from qqueue.store.reads import EventBatch, EventFilter, EventRow
+from qqueue.store.event_reads import EventBatch, EventFilter, EventRow
 
 log = logging.getLogger("qqueue.api.events")
 

@@ -29,7 +29,7 @@ from qqueue.api.eventhub import Subscription
 from qqueue.api.params import Api, NameFilter
 from qqueue.api.schemas import JobEvent, TaskEvent
 from qqueue.errors import DatabaseUnavailableError
-from qqueue.store import reads
+from qqueue.store import event_reads
 
 log = logging.getLogger("qqueue.api.events")
 
@@ -111,13 +111,13 @@ class EventController(Controller):
         if duration_s is not None and not math.isfinite(duration_s):
             raise ValidationException(detail="duration_s: must be a finite number of seconds")
         after = _last_event_id(last_event_id_header, last_event_id)
-        where = reads.EventFilter(tenant=visible_tenant(request.scope),
+        where = event_reads.EventFilter(tenant=visible_tenant(request.scope),
                                   task_ids=frozenset(task_id) if task_id is not None else None,
                                   job_id=job_id, queue=queue)
         return await open_stream(request, api, where, after=after, duration_s=duration_s)
 
 
-async def open_stream(request: Request[Any, Any, Any], api: ApiContext, where: reads.EventFilter, *,
+async def open_stream(request: Request[Any, Any, Any], api: ApiContext, where: event_reads.EventFilter, *,
                       after: int | None = None, duration_s: float | None = None) -> ServerSentEvent:
     """A stream of the events `where` selects, after event `after` (None: from now on), for `duration_s` (None:
     until the client leaves); GET /events and the dashboard's live pages both serve one. Raises
@@ -137,7 +137,7 @@ async def _body(
     end = None if duration_s is None else clock() + duration_s
     try:
         while position < stream.start:
-            batch = await api.read(reads.event_batch(position, CATCH_UP_PAGE, stream.where, upto=stream.start))
+            batch = await api.read(event_reads.event_batch(position, CATCH_UP_PAGE, stream.where, upto=stream.start))
             for message in _messages(batch.rows):
                 yield message
             if len(batch.rows) < CATCH_UP_PAGE:
@@ -172,7 +172,7 @@ async def _body(
         log.info("event stream closed", extra={"correlation_id": cid})
 
 
-def _messages(rows: list[reads.EventRow]) -> list[ServerSentEventMessage]:
+def _messages(rows: list[event_reads.EventRow]) -> list[ServerSentEventMessage]:
     """Each row's `task.status` event; after a job's last row among them, one `job.status` for that job."""
     last_of_job = {row.job.job_id: i for i, row in enumerate(rows) if row.job is not None}
     out = []

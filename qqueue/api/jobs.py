@@ -51,7 +51,7 @@ from qqueue.api.schemas import (
 )
 from qqueue.errors import IdempotencyConflictError, IntakeError, JobNotFoundError
 from qqueue.intake import IntakeRequest, PreparedTask
-from qqueue.store import db, reads
+from qqueue.store import db, job_reads, reads
 from qqueue.store.queue import enqueue_many_async
 from qqueue.tasks import TERMINAL_STATUSES, TaskSpec, new_task_id
 
@@ -99,7 +99,7 @@ def _refusal(index: int, exc: IntakeError) -> IntakeError:
 
 
 async def _replayed(api: ApiContext, key: str, tenant: str | None, digest: str) -> JobSubmitAnswer | None:
-    row = await api.read(reads.job_by_key(key, tenant))
+    row = await api.read(job_reads.job_by_key(key, tenant))
     if row is None:
         return None
     if row.request_hash != digest:
@@ -188,11 +188,11 @@ class JobController(Controller):
             remaining = deadline - time.monotonic()
             if detail.status in TERMINAL_STATUSES or remaining <= 0:
                 return detail
-            ids = await api.read(reads.job_unfinished(job_id))
+            ids = await api.read(job_reads.job_unfinished(job_id))
             with contextlib.ExitStack() as stack:
                 ended = [stack.enter_context(api.waiters.watch(i)) for i in ids]
                 # Watched before re-reading: a task ending in between would otherwise be missed.
-                again = await api.read(reads.job_unfinished(job_id))
+                again = await api.read(job_reads.job_unfinished(job_id))
                 if again:
                     await asyncio.wait(ended, timeout=remaining)
 
@@ -217,7 +217,7 @@ class JobController(Controller):
         cursor: PageCursor = None,
     ) -> JobPage:
         """Jobs matching every filter given, newest first, `limit` per page (keyset pagination)."""
-        return await api.read(reads.job_page(reads.ListFilter(
+        return await api.read(job_reads.job_page(reads.ListFilter(
             tenant=visible_tenant(request.scope), statuses=status, queue=queue, kind=kind, tags=tags,
             created_after=created_after, created_before=created_before, limit=limit, cursor=cursor)))
 
@@ -244,10 +244,10 @@ class JobController(Controller):
 
 
 async def _detail(api: ApiContext, job_id: uuid.UUID, tenant: str | None, *, results: bool) -> JobDetail:
-    job = await api.read(reads.job_state(job_id, tenant))
+    job = await api.read(job_reads.job_state(job_id, tenant))
     finished = job.status in TERMINAL_STATUSES
     # Results are read only once there is a whole job to join.
-    rows = await api.read(reads.job_tasks(job_id, results=results and finished))
+    rows = await api.read(job_reads.job_tasks(job_id, results=results and finished))
     if finished and job.seen_finished_at is None:
         async with api.connection() as conn:
             await db.run_async(conn, "job_mark_finished", id=job_id, finished_at=job.finished_at)
@@ -271,7 +271,7 @@ async def _detail(api: ApiContext, job_id: uuid.UUID, tenant: str | None, *, res
 _JOIN_INLINE_BYTES = 256 * 1024
 
 
-async def _joined(job: reads.JobRow, rows: list[reads.JobTaskRow]) -> list[PubResult | None]:
+async def _joined(job: job_reads.JobRow, rows: list[job_reads.JobTaskRow]) -> list[PubResult | None]:
     size = sum(len(r.result_json or "") for r in rows)
     if size <= _JOIN_INLINE_BYTES:
         return _results(job, rows)
@@ -279,9 +279,9 @@ async def _joined(job: reads.JobRow, rows: list[reads.JobTaskRow]) -> list[PubRe
         return await asyncio.to_thread(_results, job, rows)
 
 
-def _results(job: reads.JobRow, rows: list[reads.JobTaskRow]) -> list[PubResult | None]:
+def _results(job: job_reads.JobRow, rows: list[job_reads.JobTaskRow]) -> list[PubResult | None]:
     """Each PUB's result joined from its parts; None for a PUB with a part that did not complete."""
-    by_pub: dict[int, list[reads.JobTaskRow]] = {}
+    by_pub: dict[int, list[job_reads.JobTaskRow]] = {}
     for r in rows:
         by_pub.setdefault(r.job_pub, []).append(r)
     out: list[PubResult | None] = []

@@ -19,7 +19,7 @@ from qqueue.api.schemas import MAX_RUNNING, StatusChange
 from qqueue.dashboard import charts, filters
 from qqueue.dashboard.view import REFRESH_S, page, viewer
 from qqueue.errors import CursorError
-from qqueue.store import reads
+from qqueue.store import event_reads, job_reads, reads
 from qqueue.tasks import TaskStatus
 
 __all__ = ["PageController"]
@@ -112,7 +112,7 @@ class PageController(Controller):
                 reads.decode_cursor(cursor)
         except CursorError as exc:
             raise ValidationException(detail=str(exc)) from exc
-        listing = await api.read(reads.job_page(reads.ListFilter(tenant=viewer(request).tenant, limit=JOBS_PAGE,
+        listing = await api.read(job_reads.job_page(reads.ListFilter(tenant=viewer(request).tenant, limit=JOBS_PAGE,
                                                                  cursor=cursor)))
         return page(request, "jobs", jobs=listing, cursor=cursor)
 
@@ -130,7 +130,7 @@ class PageController(Controller):
         """The viewer's status changes (of one task, with `task`), as server-sent events: a live page refreshes
         when one arrives. An EventSource cannot send the API's Authorization header, so the dashboard serves
         the stream itself, behind its own sign-in."""
-        where = reads.EventFilter(tenant=viewer(request).tenant, task_ids=frozenset({task}) if task else None,
+        where = event_reads.EventFilter(tenant=viewer(request).tenant, task_ids=frozenset({task}) if task else None,
                                   job_id=None, queue=None)
         return await open_stream(request, api, where)
 

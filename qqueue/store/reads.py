@@ -2,7 +2,9 @@
 shapes the rows into `T` (the wire Structs of `qqueue.api.schemas`, so the CLI prints what the API answers).
 
 A read is built once and run by either `fetch` (a blocking connection: CLI, tests) or `fetch_async` (the API's
-pool), so no caller writes SQL parameters or maps a row by hand, and the two paths cannot disagree.
+pool), so no caller writes SQL parameters or maps a row by hand, and the two paths cannot disagree. The reads of
+jobs (`qqueue.store.job_reads`), of the event stream (`qqueue.store.event_reads`) and of the metrics
+(`qqueue.store.metric_reads`) are built the same way, in modules of their own.
 """
 
 from __future__ import annotations
@@ -22,13 +24,8 @@ from qqueue.api.schemas import (
     DurationHistogram,
     Durations,
     FailureGroup,
-    JobEvent,
-    JobPage,
-    JobStatus,
-    JobSummary,
     QueueStats,
     TaskDetail,
-    TaskEvent,
     TaskPage,
     TaskSource,
     TaskSummary,
@@ -45,28 +42,16 @@ T = TypeVar("T")
 
 __all__ = [
     "ApiKeyRow",
-    "EventBatch",
-    "EventFilter",
-    "EventRow",
     "HealthFigures",
-    "JobKeyRow",
-    "JobRow",
-    "JobTaskRow",
     "ListFilter",
     "Read",
     "api_key",
     "durations",
-    "event_batch",
     "failure_groups",
     "fetch",
     "fetch_async",
     "finished_of",
     "health",
-    "job_by_key",
-    "job_page",
-    "job_state",
-    "job_tasks",
-    "job_unfinished",
     "job_webhooks",
     "live_workers",
     "queue_stats",
@@ -207,101 +192,6 @@ def finished_of(ids: Sequence[uuid.UUID]) -> Read[list[uuid.UUID]]:
     return Read("task_list_finished", {"ids": list(ids)}, lambda rows: [r["id"] for r in rows])
 
 
-# jobs --------------------------------------------------------------------------------------------------------
-
-
-def job_page(where: ListFilter) -> Read[JobPage]:
-    """GET /jobs: newest first, keyset-paginated as tasks are."""
-
-    def shape(rows: list[dict[str, Any]]) -> JobPage:
-        page, next_cursor = keyset_page(rows, where.limit, "job_id")
-        return JobPage(items=[JobSummary(**r) for r in page], next_cursor=next_cursor)
-
-    return Read("job_list", where.params(), shape)
-
-
-class JobRow(msgspec.Struct, kw_only=True, frozen=True):
-    """A job with its progress (qqueue.job_stats) and what joining its results needs."""
-
-    id: uuid.UUID
-    kind: Literal["sample", "estimate"]
-    status: JobStatus
-    queue: str
-    pubs: int
-    tasks_total: int
-    tasks_done: int
-    pending: int
-    running: int
-    completed: int
-    failed: int
-    cancelled: int
-    tags: list[str]
-    correlation_id: str | None
-    created_at: datetime
-    finished_at: datetime | None
-    cancel_requested_at: datetime | None
-    #: Each PUB's broadcast shape.
-    shapes: list[list[int]]
-    metadata: dict[str, Any]
-    callback_url: str | None
-    #: When the job was first seen finished (from then on none of its tasks may change); None before.
-    seen_finished_at: datetime | None
-
-
-def job_state(job_id: uuid.UUID, tenant: str | None = None) -> Read[JobRow]:
-    """The job; another tenant's reads exactly like one that does not exist: `JobNotFoundError`."""
-
-    def shape(row: dict[str, Any] | None) -> JobRow:
-        if row is None:
-            raise JobNotFoundError(job_id)
-        return JobRow(**row)
-
-    return Read("job_get", {"id": job_id, "tenant": tenant}, shape)
-
-
-class JobTaskRow(msgspec.Struct, kw_only=True, frozen=True):
-    """One task of a job: which PUB and part, which parameter sets, how it stands; `result_json` is the
-    completed task's result as JSON text when asked for (decoded once, by whoever joins the parts)."""
-
-    id: uuid.UUID
-    job_pub: int
-    job_part: int
-    start: int
-    stop: int
-    status: TaskStatus
-    worker_id: uuid.UUID | None
-    error: dict[str, Any] | None
-    result_json: str | None
-
-
-def job_tasks(job_id: uuid.UUID, *, results: bool) -> Read[list[JobTaskRow]]:
-    """A job's tasks in PUB and part order, with their results when `results`."""
-    return Read("job_get_tasks", {"id": job_id, "results": results}, lambda rows: [JobTaskRow(**r) for r in rows])
-
-
-def job_unfinished(job_id: uuid.UUID) -> Read[list[uuid.UUID]]:
-    """The ids of a job's tasks still pending or running."""
-    return Read("job_unfinished_task_ids", {"id": job_id}, lambda rows: [r["id"] for r in rows])
-
-
-class JobKeyRow(msgspec.Struct, kw_only=True, frozen=True):
-    """The job an Idempotency-Key already names, and the request hash a replay must match."""
-
-    id: uuid.UUID
-    request_hash: str | None
-    created_at: datetime
-    correlation_id: str | None
-    pubs: int
-    tasks_total: int
-    status: JobStatus
-
-
-def job_by_key(key: str, tenant: str | None) -> Read[JobKeyRow | None]:
-    """The tenant's job submitted under Idempotency-Key `key`, or None."""
-    return Read("job_get_by_idempotency_key", {"key": key, "tenant": tenant},
-                lambda row: JobKeyRow(**row) if row else None)
-
-
 # webhooks ----------------------------------------------------------------------------------------------------
 
 
@@ -312,7 +202,8 @@ def task_webhooks(task_id: uuid.UUID, tenant: str | None = None) -> Read[list[We
 
 
 def job_webhooks(job_id: uuid.UUID, tenant: str | None = None) -> Read[list[WebhookDelivery]]:
-    """GET /jobs/{id}/webhooks: the job's webhook deliveries, newest first; `JobNotFoundError` as `job_state`."""
+    """GET /jobs/{id}/webhooks: the job's webhook deliveries, newest first; `JobNotFoundError` as
+    `job_reads.job_state`."""
     return _webhooks({"task_id": None, "job_id": job_id, "tenant": tenant}, lambda: JobNotFoundError(job_id))
 
 
@@ -329,68 +220,6 @@ def _webhooks(params: dict[str, Any], missing: Callable[[], Exception]) -> Read[
             created_at=r["created_at"]) for r in rows if r["id"] is not None]
 
     return Read("webhook_delivery_list", params, shape)
-
-
-# events ------------------------------------------------------------------------------------------------------
-
-
-class EventFilter(msgspec.Struct, kw_only=True, frozen=True):
-    """What one GET /events stream asks for; None matches everything (a tenant None: every tenant's)."""
-
-    tenant: str | None = None
-    task_ids: frozenset[uuid.UUID] | None = None
-    job_id: uuid.UUID | None = None
-    queue: str | None = None
-
-    def matches(self, row: EventRow) -> bool:
-        """Whether the stream wants this history row."""
-        task = row.task
-        return ((self.tenant is None or row.tenant == self.tenant)
-                and (self.task_ids is None or task.task_id in self.task_ids)
-                and (self.job_id is None or task.job_id == self.job_id)
-                and (self.queue is None or task.queue == self.queue))
-
-
-class EventRow(msgspec.Struct, kw_only=True, frozen=True):
-    """One history row as GET /events sends it: its id, its task's tenant, the task event and, for a job's task,
-    the job's status when it was read."""
-
-    id: int
-    tenant: str | None
-    task: TaskEvent
-    job: JobEvent | None
-
-
-class EventBatch(msgspec.Struct, kw_only=True, frozen=True):
-    """History rows oldest first, with the transactions in progress in the snapshot they were read in (those
-    that may write this database) and the highest history id it saw."""
-
-    running: frozenset[int]
-    last_id: int
-    rows: list[EventRow]
-
-
-def event_batch(after: int, limit: int, where: EventFilter | None = None, upto: int | None = None) -> Read[EventBatch]:
-    """History rows with `after < id <= upto` (no upper bound without `upto`) matching `where`."""
-    where = where or EventFilter()
-    params = {"after": after, "upto": upto, "limit": limit, "tenant": where.tenant,
-              "task_ids": list(where.task_ids) if where.task_ids is not None else None,
-              "job_id": where.job_id, "queue": where.queue}
-    return Read("event_read", params, _event_batch)
-
-
-def _event_batch(rows: list[dict[str, Any]]) -> EventBatch:
-    events = []
-    for r in rows:
-        if r["id"] is None:  # the row that only carries the snapshot
-            continue
-        task = TaskEvent(task_id=r["task_id"], job_id=r["job_id"], queue=r["queue"], status=TaskStatus(r["status"]),
-                         attempt=r["attempt"], at=r["at"], note=r["note"], error_code=r["error_type"])
-        job = None if r["job_status"] is None else JobEvent(
-            job_id=r["job_id"], queue=r["queue"], status=r["job_status"], tasks_done=r["job_tasks_done"],
-            tasks_total=r["job_tasks_total"], at=r["at"])
-        events.append(EventRow(id=r["id"], tenant=r["tenant"], task=task, job=job))
-    return EventBatch(running=frozenset(rows[0]["running"]), last_id=rows[0]["last_id"], rows=events)
 
 
 # queues, workers, health, keys -------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 
 from qqueue.api.eventhub import EventHub
-from qqueue.store import reads
-from qqueue.store.reads import EventFilter, EventRow
+from qqueue.store import event_reads, reads
+from qqueue.store.event_reads import EventFilter, EventRow
 
 
 def _insert(conn: psycopg.Connection[Any], queue: str) -> None:
@@ -24,8 +24,8 @@ def test_an_id_committed_after_a_larger_one_is_sent_first_and_none_is_lost(db_ur
     async def scenario() -> tuple[list[EventRow], list[EventRow]]:
         reader = await psycopg.AsyncConnection.connect(db_url, autocommit=True)
 
-        async def read(after: int, limit: int) -> reads.EventBatch:
-            return await reads.fetch_async(reader, reads.event_batch(after, limit))
+        async def read(after: int, limit: int) -> event_reads.EventBatch:
+            return await reads.fetch_async(reader, event_reads.event_batch(after, limit))
 
         hub = EventHub(read, poll_s=0.02, max_streams=2)
         hub.start()

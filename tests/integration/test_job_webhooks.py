@@ -13,7 +13,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from qqueue import jobs
-from qqueue.store import db, reads
+from qqueue.store import db, job_reads, reads
 from qqueue.store import queue as q
 from qqueue.tasks import TaskSpec, new_task_id
 from tests.conftest import wait_until
@@ -63,7 +63,7 @@ def test_a_job_is_announced_once_when_its_last_task_ends_and_not_before(conn):
     assert notices(conn, job_id) == []
     complete(conn, rest)  # one statement ends both: the trigger runs for each, one notice is written
     [notice] = notices(conn, job_id)
-    ended = reads.fetch(conn, reads.job_state(job_id))
+    ended = reads.fetch(conn, job_reads.job_state(job_id))
     assert (notice["status"], notice["task_id"], notice["task_attempt"], notice["error"], notice["url"]) == (
         "completed", None, None, None, URL)
     assert notice["finished_at"] == ended.finished_at
