@@ -34,6 +34,7 @@ from qqueue.api.schemas import (
     WebhookDelivery,
     WorkerInfo,
 )
+from qqueue.api.schemas.webhooks import event_of
 from qqueue.errors import CursorError, JobNotFoundError, TaskNotFoundError
 from qqueue.store import db
 from qqueue.tasks import TaskStatus
@@ -212,7 +213,7 @@ def _webhooks(params: dict[str, Any], missing: Callable[[], Exception]) -> Read[
         if not rows:  # the task or job is not there, or not the tenant's
             raise missing()
         return [WebhookDelivery(
-            delivery_id=r["id"], event="task.finished" if r["task_id"] is not None else "job.finished",
+            delivery_id=r["id"], event=event_of(r["job_id"]),
             task_id=r["task_id"], job_id=r["job_id"], url=r["url"], status=TaskStatus(r["task_status"]),
             attempt=r["task_attempt"], finished_at=r["finished_at"], attempts=r["attempts"],
             next_attempt_at=r["next_attempt_at"], last_status_code=r["last_status_code"],

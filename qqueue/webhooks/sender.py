@@ -17,12 +17,12 @@ import httpx
 import msgspec
 
 from qqueue import __version__
-from qqueue.api.schemas.webhooks import JobWebhookEvent, WebhookError, WebhookEvent
+from qqueue.api.schemas.webhooks import JobWebhookEvent, WebhookError, WebhookEvent, event_of
 from qqueue.tasks import TaskStatus
 from qqueue.webhooks import targets
 from qqueue.webhooks.signing import SIGNATURE_HEADER, signature_header
 
-__all__ = ["Attempt", "body_of", "event_of", "new_client", "send"]
+__all__ = ["Attempt", "body_of", "new_client", "send"]
 
 _encoder = msgspec.json.Encoder()
 
@@ -58,11 +58,6 @@ def body_of(row: dict[str, Any], public_url: str | None) -> bytes:
         finished_at=finished_at, error=reason, result_url=result_url))
 
 
-def event_of(row: dict[str, Any]) -> str:
-    """The event a claimed delivery row announces, as the body's `event` and the X-QQueue-Event header say it."""
-    return "job.finished" if row["job_id"] is not None else "task.finished"
-
-
 def new_client(timeout_s: float) -> httpx.Client:
     """The HTTP client sends go through: no redirects, no proxies from the environment, short timeouts."""
     return httpx.Client(follow_redirects=False, trust_env=False,
@@ -88,7 +83,7 @@ def send(client: httpx.Client, allow: targets.AllowList, row: dict[str, Any], bo
         "Content-Type": "application/json",
         SIGNATURE_HEADER: signature_header(secret, body, timestamp=int(time.time())),
         "X-QQueue-Delivery": str(row["id"]),
-        "X-QQueue-Event": event_of(row),
+        "X-QQueue-Event": event_of(row["job_id"]),
     }
     # TLS is checked against the name in the URL, while the connection goes to the address just checked.
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}

@@ -11,6 +11,15 @@ from msgspec import Struct
 
 from qqueue.tasks import TaskStatus
 
+#: What a webhook notice announces: the body's `event`, its X-QQueue-Event header, and the listing's `event`.
+WebhookEventName = Literal["task.finished", "job.finished"]
+
+
+def event_of(job_id: uuid.UUID | None) -> WebhookEventName:
+    """The event of a delivery (qqueue.webhook_deliveries names a task or a job, never both): a job's end when it
+    names a job, else its task's."""
+    return "job.finished" if job_id is not None else "task.finished"
+
 
 class WebhookError(Struct, kw_only=True):
     """Why a failed task failed (the `type` and `message` of its error)."""
@@ -61,7 +70,7 @@ class WebhookDelivery(Struct, kw_only=True):
 
     #: The notice's `delivery_id`, as its body and its X-QQueue-Delivery header carry it.
     delivery_id: int
-    event: Literal["task.finished", "job.finished"]
+    event: WebhookEventName
     #: The task, or the job, it announces (the other is null).
     task_id: uuid.UUID | None
     job_id: uuid.UUID | None
