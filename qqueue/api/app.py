@@ -15,7 +15,7 @@ from litestar.openapi.spec import Components, Reference, SecurityScheme
 
 import qqueue
 from qqueue import dashboard
-from qqueue.api import correlation, docs
+from qqueue.api import bodies, correlation, docs
 from qqueue.api.auth import bearer_auth
 from qqueue.api.backends import BackendController
 from qqueue.api.context import ApiContext
@@ -61,6 +61,7 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
         lifespan=[context.lifespan],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_class=JsonBodyRequest,
+        opt={bodies.LIMIT_OPT: settings.api_max_body_bytes},
         before_send=[correlation.echo_header],
         openapi_config=OpenAPIConfig(
             title="qqueue",

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
@@ -23,9 +24,10 @@ from litestar.status_codes import (
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
+from litestar.types.empty import Empty
 from psycopg_pool import PoolTimeout
 
-from qqueue.api import correlation
+from qqueue.api import bodies, correlation
 from qqueue.api.schemas import PATTERN_WORDS, ErrorAnswer, ErrorDetail
 from qqueue.errors import (
     CursorError,
@@ -180,13 +182,22 @@ class JsonBodyRequest(Request[Any, Any, Any]):
     plain Python exceptions rather than a `msgspec.DecodeError`, which Litestar would answer with a 500."""
 
     async def json(self) -> Any:
-        """The decoded JSON body; `SerializationException` (answered 400) when it cannot be decoded."""
+        """The decoded JSON body (as `qqueue.api.bodies` decodes it where the route names a layout);
+        `SerializationException` (answered 400) when it cannot be decoded."""
+        layout = self.route_handler.opt.get(bodies.LAYOUT_OPT)
         try:
-            return await super().json()
+            if layout is None:
+                return await super().json()
+            if self._json is Empty:
+                limit = self.route_handler.opt[bodies.LIMIT_OPT]
+                self._json = await bodies.decode(await self.body() or b"null", layout, limit=limit)
+            return self._json
         except UnicodeDecodeError as exc:
             raise SerializationException(f"the body is not valid UTF-8 ({exc.reason})") from None
         except RecursionError:
             raise SerializationException("the body is nested too deeply") from None
+        except (msgspec.DecodeError, bodies.BodyTooLarge) as exc:
+            raise SerializationException(str(exc)) from None
 
 
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorAnswer]:

@@ -20,7 +20,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from qqueue import jobs
-from qqueue.api import correlation, limits, submit
+from qqueue.api import bodies, correlation, limits, submit
 from qqueue.api.auth import visible_tenant
 from qqueue.api.context import ApiContext
 from qqueue.api.errors import documented
@@ -65,7 +65,7 @@ _LARGE_JOINS = asyncio.Semaphore(1)
 _decoder = msgspec.json.Decoder()
 
 
-def _requests(data: JobSubmission, api: ApiContext) -> list[IntakeRequest]:
+def _requests(data: JobSubmission, api: ApiContext, *, echo_inputs: bool) -> list[IntakeRequest]:
     """One intake request per PUB; a PUB's own shots or precision win over the job's."""
     options = msgspec.to_builtins(data.options)
     chunk = data.chunk_size or api.settings.job_chunk_size
@@ -88,7 +88,7 @@ def _requests(data: JobSubmission, api: ApiContext) -> list[IntakeRequest]:
             precision = pub.precision if pub.precision is not None else data.precision or 0.0
         out.append(IntakeRequest(qc=pub.qc, kind=data.kind, shots=shots, options=options,
                                  parameter_values=pub.parameter_values, observables=pub.observables,
-                                 precision=precision, timeout_s=timeout, chunk_size=chunk))
+                                 precision=precision, timeout_s=timeout, chunk_size=chunk, echo_inputs=echo_inputs))
     return out
 
 
@@ -116,7 +116,7 @@ class JobController(Controller):
     tags = ["jobs"]
 
     @post("/", status_code=201, summary="Submit a primitive job (many PUBs)",
-          responses=submit_responses(JobSubmitAnswer, "the job"))
+          responses=submit_responses(JobSubmitAnswer, "the job"), opt={bodies.LAYOUT_OPT: bodies.JOB})
     async def submit_job(
         self, request: Request[Any, Any, Any], data: JSONBody[JobSubmission], api: Api,
         idempotency_key: IdempotencyKey = None,
@@ -124,18 +124,22 @@ class JobController(Controller):
         """Preflight every PUB and queue the job: one task per PUB, or per chunk of its parameter sets. Answers
         201 with the job id; 200 with the same job for a replay with the same Idempotency-Key. One PUB refused
         refuses the job (422, its index in `error.details.pub`), and nothing is queued."""
-        cid, tenant, digest = submit.caller(request.scope, data, idempotency_key)
-        if idempotency_key and digest and (earlier := await _replayed(api, idempotency_key, tenant, digest)):
-            return Response(earlier, status_code=200, headers={"Location": f"/jobs/{earlier.job_id}"})
+        cid, tenant = submit.caller(request.scope)
         submit.check_metadata(data.metadata)
         if data.callback_url is not None:
             await submit.check_callback(data.callback_url, api.callback_allow)
-        prepared = await api.intake.prepare_many_async(_requests(data, api))
+        prepared = await api.intake.prepare_many_async(_requests(data, api, echo_inputs=bool(idempotency_key)))
         for index, item in enumerate(prepared):
             if isinstance(item, IntakeError):
                 log.info("job rejected: pubs[%d]: %s", index, item.message,
                          extra={"correlation_id": cid, "error": item.code})
                 raise _refusal(index, item)
+        # The hash needs the PUBs' inputs as intake read them, so a replay is found after intake, not before.
+        digest = submit.request_hash(msgspec.structs.replace(data, pubs=[
+            submit.as_read(pub, item) for pub, item in zip(data.pubs, prepared, strict=True)])) \
+            if idempotency_key else None
+        if idempotency_key and digest and (earlier := await _replayed(api, idempotency_key, tenant, digest)):
+            return Response(earlier, status_code=200, headers={"Location": f"/jobs/{earlier.job_id}"})
         template = TaskSpec(kind=data.kind, queue=data.queue, priority=data.priority,
                             max_attempts=data.max_attempts, timeout_s=data.timeout_s, correlation_id=cid,
                             tags=data.tags, tenant=tenant, job_callback=True if data.callback_url else None)

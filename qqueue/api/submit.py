@@ -12,15 +12,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 
 from qqueue.api import correlation
 from qqueue.api.auth import tenant_of
-from qqueue.api.schemas import TaskSubmission
+from qqueue.api.schemas import PubSubmission, TaskSubmission
 from qqueue.errors import IntakeError
 from qqueue.intake import CIRCUIT_KINDS, IntakeLimits, IntakeRequest, ParserPool, PreparedTask
 from qqueue.tasks import TaskSpec
@@ -33,18 +33,16 @@ _encoder = msgspec.json.Encoder(order="sorted")
 
 
 class Caller(NamedTuple):
-    """Who submits, as a submit handler needs it: the request's correlation id, the tenant its tasks belong to,
-    and the request's hash when it carries an Idempotency-Key (None otherwise)."""
+    """Who submits, as a submit handler needs it: the request's correlation id and the tenant its tasks belong
+    to."""
 
     correlation_id: str
     tenant: str | None
-    request_hash: str | None
 
 
-def caller(scope: Any, body: Any, idempotency_key: str | None) -> Caller:
-    """The `Caller` of a submit request with decoded `body`."""
-    return Caller(correlation.from_scope(scope), tenant_of(scope),
-                  request_hash(body) if idempotency_key else None)
+def caller(scope: Any) -> Caller:
+    """The `Caller` of a submit request."""
+    return Caller(correlation.from_scope(scope), tenant_of(scope))
 
 
 #: Submission fields added after Idempotency-Keys were first hashed: left out of the hash while unset, so a
@@ -54,8 +52,9 @@ _LATER_FIELDS = ("callback_url",)
 
 def request_hash(body: Any) -> str:
     """A hash of the decoded request: equal for equal requests however their JSON was spelt (key order,
-    spacing, defaults written out or not), different for any difference in what was asked."""
-    plain = msgspec.to_builtins(body)
+    spacing, defaults written out or not), different for any difference in what was asked. Inputs kept as
+    JSON text are hashed as written: pass them through `as_read` first."""
+    plain = msgspec.to_builtins(body, builtin_types=(msgspec.Raw,))
     if isinstance(plain, dict):
         for name in _LATER_FIELDS:
             if name in plain and plain[name] is None:
@@ -63,8 +62,24 @@ def request_hash(body: Any) -> str:
     return hashlib.sha256(_encoder.encode(plain)).hexdigest()
 
 
+Inputs = TypeVar("Inputs", TaskSubmission, PubSubmission)
+
+
+def as_read(sub: Inputs, prepared: PreparedTask | IntakeError | None) -> Inputs:
+    """`sub` (a task or a PUB) with the inputs it holds as JSON text (`qqueue.api.bodies`) written as intake
+    read them (`IntakeRequest.echo_inputs`), so that their hash is that of what they say, not of their
+    spelling; `sub` itself when intake did not read them."""
+    if not isinstance(prepared, PreparedTask) or prepared.inputs_json is None:
+        return sub
+    values, observables = prepared.inputs_json
+    read = {name: msgspec.Raw(text) for name, given, text in (("parameter_values", sub.parameter_values, values),
+                                                                ("observables", sub.observables, observables))
+            if isinstance(given, msgspec.Raw) and text is not None}
+    return msgspec.structs.replace(sub, **read) if read else sub
+
+
 def intake_request(sub: TaskSubmission, *, raw_kinds: Sequence[str], default_timeout_s: float,
-                   limits: IntakeLimits | None = None) -> IntakeRequest | None:
+                   limits: IntakeLimits | None = None, echo_inputs: bool = False) -> IntakeRequest | None:
     """The wire's own checks of one submission; what intake must check of its circuit (None for kinds without
     one). Raises `IntakeError` when it must not be queued."""
     if sub.run_at is not None and sub.delay_s is not None:
@@ -94,7 +109,8 @@ def intake_request(sub: TaskSubmission, *, raw_kinds: Sequence[str], default_tim
     return IntakeRequest(qc=sub.qc, kind=sub.kind, shots=sub.shots, options=msgspec.to_builtins(sub.options),
                          limits=limits or IntakeLimits(), timeout_s=sub.timeout_s or default_timeout_s,
                          parameter_values=sub.parameter_values, observables=sub.observables,
-                         precision=sub.precision, outputs=list(sub.outputs) if sub.outputs is not None else None)
+                         precision=sub.precision, outputs=list(sub.outputs) if sub.outputs is not None else None,
+                         echo_inputs=echo_inputs)
 
 
 def callback_target(url: str) -> targets.Target:
@@ -199,15 +215,18 @@ def no_nul(encoded: bytes, field: str) -> None:
 async def to_specs(
     subs: Sequence[TaskSubmission | IntakeError], pool: ParserPool, *, raw_kinds: Sequence[str],
     default_timeout_s: float,
-    correlation_id: str, idempotency_key: str | None, request_hash: str | None = None, per_item_keys: bool = True,
-    tenant: str | None = None, callback_allow: targets.AllowList | None = None,
+    correlation_id: str, idempotency_key: str | None, hashed: Callable[[list[Any]], Any] | None = None,
+    per_item_keys: bool = True, tenant: str | None = None, callback_allow: targets.AllowList | None = None,
 ) -> list[TaskSpec | IntakeError]:
     """A spec for each submission, or the error refusing it, in order (an item already refused, as a batch
     item that did not decode, stays refused); every circuit goes through the parser pool in one round. With
     `per_item_keys` (batches), item i of a request sent with an Idempotency-Key gets the
-    key "{key}/{i}", so a replayed batch finds each of its tasks again; otherwise the key is used as is.
-    Callback URLs are resolved and checked against `callback_allow` before any circuit is parsed."""
-    checked = [_checked(sub, raw_kinds, default_timeout_s) for sub in subs]
+    key "{key}/{i}", so a replayed batch finds each of its tasks again; otherwise the key is used as is. With a
+    key, each spec carries the hash of `hashed(subs)`, the submissions as intake read them (`as_read`): the
+    request as hashed. Callback URLs are resolved and checked against `callback_allow` before any circuit is
+    parsed."""
+    echo = bool(idempotency_key)
+    checked = [_checked(sub, raw_kinds, default_timeout_s, echo) for sub in subs]
     urls = [sub.callback_url for sub, c in zip(subs, checked, strict=True)
             if isinstance(sub, TaskSubmission) and sub.callback_url is not None and not isinstance(c, IntakeError)]
     if urls:
@@ -216,24 +235,30 @@ async def to_specs(
                    and not isinstance(c, IntakeError) else c for sub, c in zip(subs, checked, strict=True)]
     requests = [c for c in checked if isinstance(c, IntakeRequest)]
     answers = iter(await pool.prepare_many_async(requests) if requests else [])
+    outcomes = [next(answers) if isinstance(c, IntakeRequest) else c for c in checked]
+    digest = None
+    if idempotency_key:
+        read = [as_read(sub, outcome) if isinstance(sub, TaskSubmission) else sub
+                for sub, outcome in zip(subs, outcomes, strict=True)]
+        digest = request_hash(hashed(read) if hashed else read)
     out: list[TaskSpec | IntakeError] = []
-    for index, (sub, item) in enumerate(zip(subs, checked, strict=True)):
-        prepared = next(answers) if isinstance(item, IntakeRequest) else item
+    for index, (sub, prepared) in enumerate(zip(subs, outcomes, strict=True)):
         if isinstance(prepared, IntakeError):
             out.append(prepared)
             continue
         assert isinstance(sub, TaskSubmission)
         key = f"{idempotency_key}/{index}" if idempotency_key and per_item_keys else idempotency_key
         out.append(to_spec(sub, prepared, correlation_id=correlation_id, idempotency_key=key,
-                           request_hash=request_hash, tenant=tenant))
+                           request_hash=digest, tenant=tenant))
     return out
 
 
 def _checked(sub: TaskSubmission | IntakeError, raw_kinds: Sequence[str],
-             default_timeout_s: float) -> IntakeRequest | IntakeError | None:
+             default_timeout_s: float, echo_inputs: bool) -> IntakeRequest | IntakeError | None:
     if isinstance(sub, IntakeError):
         return sub
     try:
-        return intake_request(sub, raw_kinds=raw_kinds, default_timeout_s=default_timeout_s)
+        return intake_request(sub, raw_kinds=raw_kinds, default_timeout_s=default_timeout_s,
+                              echo_inputs=echo_inputs)
     except IntakeError as exc:
         return exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -17,7 +18,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from qqueue.api import correlation, limits, submit
+from qqueue.api import bodies, correlation, limits, submit
 from qqueue.api.auth import principal_of, tenant_of, visible_tenant
 from qqueue.api.context import ApiContext
 from qqueue.api.errors import documented, worded
@@ -68,14 +69,13 @@ def _log_extra(task_id: uuid.UUID | None, cid: str, **more: Any) -> dict[str, An
 
 
 async def _specs(
-    subs: list[TaskSubmission | IntakeError], api: ApiContext, cid: str, key: str | None, digest: str | None, *,
-    batch: bool,
-    tenant: str | None,
+    subs: list[TaskSubmission | IntakeError], api: ApiContext, cid: str, key: str | None,
+    hashed: Callable[[list[Any]], Any], *, batch: bool, tenant: str | None,
 ) -> list[TaskSpec | IntakeError]:
     """Check submissions; their circuits are parsed by the API's parser processes while the loop serves others."""
     return await submit.to_specs(subs, api.intake, raw_kinds=api.settings.api_raw_kinds,
                                  default_timeout_s=api.settings.default_timeout_s, correlation_id=cid,
-                                 idempotency_key=key, request_hash=digest, per_item_keys=batch, tenant=tenant,
+                                 idempotency_key=key, hashed=hashed, per_item_keys=batch, tenant=tenant,
                                  callback_allow=api.callback_allow)
 
 
@@ -86,15 +86,15 @@ class TaskController(Controller):
     tags = ["tasks"]
 
     @post("/", status_code=201, summary="Submit a circuit",
-          responses=submit_responses(SubmitAnswer, "the task"))
+          responses=submit_responses(SubmitAnswer, "the task"), opt={bodies.LAYOUT_OPT: bodies.TASK})
     async def submit_task(
         self, request: Request[Any, Any, Any], data: JSONBody[TaskSubmission], api: Api,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[SubmitAnswer]:
         """Preflight the circuit and queue it. Answers 201 with the task id and a Location header; 200 with
         the same task for a replay of an earlier request with the same Idempotency-Key."""
-        cid, tenant, digest = submit.caller(request.scope, data, idempotency_key)
-        [spec] = await _specs([data], api, cid, idempotency_key, digest, batch=False, tenant=tenant)
+        cid, tenant = submit.caller(request.scope)
+        [spec] = await _specs([data], api, cid, idempotency_key, lambda read: read[0], batch=False, tenant=tenant)
         if isinstance(spec, IntakeError):
             log.info("task rejected: %s", spec.message, extra=_log_extra(None, cid, kind=data.kind, error=spec.code))
             raise spec
@@ -236,7 +236,8 @@ class BatchController(Controller):
     tags = ["tasks"]
 
     @post("/", status_code=201, summary="Submit up to 1,000 circuits at once",
-          responses=submit_responses(BatchAnswer, "every valid item is a task", refused="No item was valid"))
+          responses=submit_responses(BatchAnswer, "every valid item is a task", refused="No item was valid"),
+          opt={bodies.LAYOUT_OPT: bodies.BATCH})
     async def submit_batch(
         self, request: Request[Any, Any, Any], data: JSONBody[BatchSubmission], api: Api,
         idempotency_key: IdempotencyKey = None,
@@ -253,13 +254,18 @@ class BatchController(Controller):
         subs: list[TaskSubmission | IntakeError] = []
         for index, item in enumerate(data.tasks):
             try:
+                if isinstance(item, msgspec.Raw):
+                    item = await bodies.decode(item, bodies.TASK, limit=api.settings.api_max_body_bytes)
                 subs.append(decode_item(index, item))
             except msgspec.ValidationError as exc:
                 subs.append(IntakeError(f"Invalid request: {worded(str(exc))}", code="invalid_request"))
+            except (bodies.BodyTooLarge, RecursionError) as exc:
+                message = str(exc) if isinstance(exc, bodies.BodyTooLarge) else "the item is nested too deeply"
+                subs.append(IntakeError(f"Invalid request: tasks[{index}]: {message}", code="invalid_request"))
         # Over what was asked: decoded items (defaults filled in, however spelt), the rest as sent.
-        digest = submit.request_hash([s if isinstance(s, TaskSubmission) else item
-                                      for s, item in zip(subs, data.tasks, strict=True)]) if idempotency_key else None
-        prepared = await _specs(subs, api, cid, idempotency_key, digest, batch=True, tenant=tenant)
+        prepared = await _specs(subs, api, cid, idempotency_key, lambda read: [
+            s if isinstance(s, TaskSubmission) else item for s, item in zip(read, data.tasks, strict=True)],
+            batch=True, tenant=tenant)
         specs = [p for p in prepared if isinstance(p, TaskSpec)]
         done: list[Submitted] = []
         if specs:

@@ -12,6 +12,10 @@ from qqueue.errors import IntakeError
 from qqueue.intake import sweeps
 from qqueue.intake.model import IntakeLimits, IntakeRequest
 
+#: How inputs are written back for a request's hash: as the API wrote a decoded request before it kept them as
+#: text, so an Idempotency-Key stored then still matches.
+_canonical = msgspec.json.Encoder(order="sorted")
+
 
 class Inputs(msgspec.Struct, kw_only=True, frozen=True):
     """A PUB's (or a simulate sweep's) inputs, read once: as arrays, and as the worker will receive them."""
@@ -20,6 +24,8 @@ class Inputs(msgspec.Struct, kw_only=True, frozen=True):
     observables: Any
     shape: tuple[int, ...]
     sweep: sweeps.Sweep
+    #: With `IntakeRequest.echo_inputs`: parameter_values and observables as JSON, canonically written.
+    echoed: tuple[bytes | None, bytes | None] | None = None
 
     @property
     def parameter_sets(self) -> int:
@@ -36,10 +42,12 @@ def read(request: IntakeRequest, circuit: QuantumCircuit, limits: IntakeLimits) 
     """The PUB's (or a simulate sweep's) inputs, checked against the circuit."""
     limit = bounds(limits)
     parameters = [p.name for p in circuit.parameters]
-    values = sweeps.read_values(request.parameter_values, parameters, limit)
+    given_values = decoded(request.parameter_values, "parameter_values", limits, "too_many_parameter_sets")
+    given_observables = decoded(request.observables, "observables", limits, "too_many_observables")
+    values = sweeps.read_values(given_values, parameters, limit)
     observables = None
     if request.kind == "estimate":
-        observables = sweeps.read_observables(request.observables, circuit.num_qubits, limit)
+        observables = sweeps.read_observables(given_observables, circuit.num_qubits, limit)
     shape = sweeps.broadcast(values, observables, limit)
     if request.kind == "simulate":
         if not parameters and shape:
@@ -51,4 +59,34 @@ def read(request: IntakeRequest, circuit: QuantumCircuit, limits: IntakeLimits) 
         sweep = sweeps.Sweep(parameters=parameters, values=flat.tolist(), shape=list(shape))
     else:
         sweep = sweeps.whole(parameters, values, observables, shape)
-    return Inputs(values=values, observables=observables, shape=shape, sweep=sweep)
+    echoed = None
+    if request.echo_inputs:
+        echoed = (_echo(given_values), _echo(given_observables))
+    return Inputs(values=values, observables=observables, shape=shape, sweep=sweep, echoed=echoed)
+
+
+def _echo(given: Any) -> bytes | None:
+    return None if given is None else _canonical.encode(given)
+
+
+def decoded(given: Any, field: str, limits: IntakeLimits, code: str) -> Any:
+    """A field the API kept as JSON text (`msgspec.Raw`), decoded here, in the parser process; anything else
+    as it is.
+
+    Arrays are what costs to decode (a few bytes of text each, some fifty of memory), so their number is
+    bounded first: every innermost array of valid inputs holds a number or a term, and they nest at most
+    `sweeps.MAX_DEPTH` deep, so twice `max_parameter_values` is far more than valid inputs ever hold."""
+    if not isinstance(given, msgspec.Raw):
+        return given
+    text = bytes(given)
+    arrays, limit = text.count(b"["), 2 * limits.max_parameter_values
+    if arrays > limit:
+        raise IntakeError(f"{field} holds {arrays} arrays; the limit is {limit}", code=code,
+                          details={"arrays": arrays, "limit": limit})
+    invalid = "invalid_observables" if field == "observables" else "invalid_parameters"
+    try:
+        return msgspec.json.decode(text)
+    except RecursionError:
+        raise IntakeError(f"{field} is nested more than {sweeps.MAX_DEPTH} levels deep", code=invalid) from None
+    except msgspec.DecodeError as exc:
+        raise IntakeError(f"{field} cannot be read: {exc}", code=invalid) from None

@@ -54,7 +54,8 @@ class IntakeRequest(msgspec.Struct, kw_only=True, frozen=True):
     limits: IntakeLimits = msgspec.field(default_factory=IntakeLimits)
     #: The run's time limit: a simulation estimated to take longer is refused. None: not checked.
     timeout_s: float | None = None
-    #: simulate, sample, estimate: the circuit's parameter values (see `qqueue.intake.sweeps`).
+    #: simulate, sample, estimate: the circuit's parameter values (see `qqueue.intake.sweeps`). This and
+    #: `observables` may be JSON text (`msgspec.Raw`), as the API receives them; they are decoded in the parser.
     parameter_values: Any = None
     #: estimate: observables, and the target precision (None: exact).
     observables: Any = None
@@ -63,6 +64,8 @@ class IntakeRequest(msgspec.Struct, kw_only=True, frozen=True):
     outputs: list[str] | None = None
     #: sample, estimate: parameter sets per task; a PUB with more is split into parts. None: never split.
     chunk_size: int | None = None
+    #: Hand back parameter_values and observables as read (`PreparedTask.inputs_json`), for the request's hash.
+    echo_inputs: bool = False
 
 
 class PreparedTask(msgspec.Struct, kw_only=True, frozen=True):
@@ -77,6 +80,9 @@ class PreparedTask(msgspec.Struct, kw_only=True, frozen=True):
     parts: list[PreparedTask] | None = None
     #: sample, estimate: the PUB's broadcast shape.
     shape: list[int] | None = None
+    #: With `IntakeRequest.echo_inputs`: the parameter_values and observables read, as canonical JSON (None for
+    #: one not given), or None when the kind reads neither.
+    inputs_json: tuple[bytes | None, bytes | None] | None = None
 
 
 def check_size(qc: str | bytes, limits: IntakeLimits) -> None:

@@ -102,6 +102,7 @@ def run(request: IntakeRequest) -> PreparedTask:
         profile["parameter_sets"] = runs
     shape = sweep.shape if sweep is not None and kind in PRIMITIVE_KINDS else None
     return PreparedTask(payload=payload, profile=profile, cache_key=stored.cache_key(kind, payload), shape=shape,
+                        inputs_json=inputs.echoed if inputs is not None else None,
                         parts=[PreparedTask(payload=part, profile=profile, cache_key=key, shape=shape)
                                for part, key in parts] if parts else None)
 

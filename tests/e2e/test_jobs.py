@@ -187,8 +187,8 @@ def test_a_job_resubmitted_with_its_idempotency_key_is_the_same_job(api, client,
      "acts on 3 qubits, but the circuit has 2"),
     ({"kind": "estimate", "pubs": [{"qc": ANSATZ, "parameter_values": [1, 2], "observables": {"ZA": 1}}]}, 422,
      "not a Pauli string"),
-    # 1e999 is valid JSON but no double: refused while the body is read.
-    ('{"kind": "estimate", "pubs": [{"qc": "qubit q;", "parameter_values": [1, 1e999], "observables": "Z"}]}', 400,
+    # 1e999 is valid JSON but no double: refused by intake, which decodes a PUB's inputs.
+    ('{"kind": "estimate", "pubs": [{"qc": "qubit q;", "parameter_values": [1, 1e999], "observables": "Z"}]}', 422,
      "Number out of range"),
     # NaN has no JSON spelling; clients that encode it write null.
     ({"kind": "estimate", "pubs": [{"qc": ANSATZ, "parameter_values": [1, None], "observables": "ZZ"}]}, 422,

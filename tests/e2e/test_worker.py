@@ -173,7 +173,8 @@ def test_worker_survives_losing_its_database_connections(conn, start_worker):
 def worker_sessions(conn) -> list[str]:
     """The application names of the workers' sessions, without their host names."""
     rows = conn.execute("SELECT split_part(application_name, '@', 1) FROM pg_stat_activity "
-                        "WHERE application_name LIKE 'qqueue-worker%%' ORDER BY 1").fetchall()
+                        "WHERE application_name LIKE 'qqueue-worker%%' AND datname = current_database() "
+                        "ORDER BY 1").fetchall()
     return [r[0] for r in rows]
 
 
@@ -196,7 +197,8 @@ def test_a_worker_opens_no_webhook_session_until_a_webhook_is_due_and_sends_acro
     wait_until(lambda: abandoned(first), timeout_s=60)
     # Every session lost at once (a restart, an operator), the deliverer's too if it still holds one.
     conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                 "WHERE application_name LIKE 'qqueue-worker%%' AND pid <> pg_backend_pid()")
+                 "WHERE application_name LIKE 'qqueue-worker%%' AND datname = current_database() "
+                 "AND pid <> pg_backend_pid()")
     second = q.enqueue(conn, hooked).id
     wait_until(lambda: abandoned(second), timeout_s=60)
 

@@ -78,9 +78,15 @@ class BatchSubmission(Struct, kw_only=True, forbid_unknown_fields=True):
 
 def decode_item(index: int, item: Any) -> TaskSubmission:
     """One batch item as a `TaskSubmission`, under exactly the rules of a single submission's body; raises
-    `msgspec.ValidationError` whose message names the item (`tasks[3].shots: …`)."""
+    `msgspec.ValidationError` whose message names the item (`tasks[3].shots: …`). Fields the item holds as
+    JSON text (`qqueue.api.bodies`) are kept so, not decoded again."""
+    text_fields = {name: value for name, value in item.items() if isinstance(value, msgspec.Raw)} \
+        if isinstance(item, dict) else {}
     try:
-        return msgspec.json.decode(msgspec.json.encode(item), type=TaskSubmission)
+        sub = msgspec.json.decode(msgspec.json.encode(
+            {name: value for name, value in item.items() if name not in text_fields} if text_fields else item),
+            type=TaskSubmission)
+        return msgspec.structs.replace(sub, **text_fields) if text_fields else sub
     except msgspec.ValidationError as exc:
         text = str(exc)
         path = text.rsplit(" - at `$", 1)
