@@ -1,20 +1,20 @@
 """Every endpoint of the qqueue HTTP API, defined once for both clients.
 
 Each endpoint is a function of the `Operations` that returns the `Exchange` (or, for the iterators, the `Paging`)
-it runs; its parameters, type hints and docstring are those of the client method. `Endpoint` and `Pages` turn
-one into a method of `Client` (blocking) and of `AsyncClient` (awaited), so the two clients cannot drift apart:
-`qqueue.client.client` lists the endpoints once, and each client only says how it sends a request and sleeps.
+it runs; its parameters, type hints and docstring are those of the client method. `Endpoint` and `Pages`
+(`qqueue.client._methods`) turn one into a method of `Client` (blocking) and of `AsyncClient` (awaited), so the
+two clients cannot drift apart: `qqueue.client.client` lists the endpoints once, and each client only says how it
+sends a request and sleeps.
 """
 
 from __future__ import annotations
 
 import builtins
 import inspect
-import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import msgspec
 
@@ -54,14 +54,8 @@ from qqueue.client._protocol import (
     segment,
 )
 
-if TYPE_CHECKING:
-    from qqueue.client.client import AsyncClient, Client
-
 P = ParamSpec("P")
 T = TypeVar("T")
-#: What a method returns on `Client` and on `AsyncClient`.
-Blocking = TypeVar("Blocking")
-Awaited = TypeVar("Awaited")
 
 TaskId = uuid.UUID | str
 Statuses = str | Sequence[str] | None
@@ -319,97 +313,3 @@ def health(ops: Operations, /) -> Exchange[Health]:
     """GET /health; an unhealthy server's answer (HTTP 503) is returned too, with status "unhealthy"."""
     # The 503 is an answer (status "unhealthy", and why), so it is returned, not retried.
     return ops.exchange(Call("GET", "/health", Health, ok=frozenset({200, 503}), retry_on=RETRY_STATUSES - {503}))
-
-
-# --- endpoints as client methods ------------------------------------------------------------------------------
-
-class _Method(Generic[P, Blocking, Awaited]):
-    """What `Endpoint` and `Pages` share: the method an endpoint is on each client class, made once per class,
-    typed by what it returns on each."""
-
-    #: The public return annotation of an endpoint annotated "Exchange[X]" or "Paging[X]", blocking and awaited.
-    returns: tuple[str, str]
-    #: The docstring of an awaited method: it refers to the blocking one's.
-    async_doc = "See `Client.{}`."
-
-    def __init__(self, spec: Callable[..., Any]) -> None:
-        self.spec = spec
-        self._methods: dict[type, Callable[..., Any]] = {}
-
-    def method(self, owner: type) -> Callable[..., Any]:
-        """The method on class `owner`: awaited when `owner._awaited` is true, else blocking."""
-        made = self._methods.get(owner)
-        if made is None:
-            awaited = bool(getattr(owner, "_awaited", False))
-            made = self._methods[owner] = self._described(self.make(awaited), owner, awaited)
-        return made
-
-    def make(self, awaited: bool) -> Callable[..., Any]:
-        """The method's body: it runs the endpoint on the client's `_ops` with the client's driver."""
-        raise NotImplementedError
-
-    @overload
-    def __get__(self, obj: None, owner: type) -> Callable[..., Any]: ...
-    @overload
-    def __get__(self, obj: Client, owner: type) -> Callable[P, Blocking]: ...
-    @overload
-    def __get__(self, obj: AsyncClient, owner: type) -> Callable[P, Awaited]: ...
-    def __get__(self, obj: Any, owner: type) -> Any:
-        method = self.method(owner)
-        return method if obj is None else method.__get__(obj, owner)
-
-    def _described(self, method: Callable[..., Any], owner: type, awaited: bool) -> Callable[..., Any]:
-        """`method` with the endpoint's name, parameters (`self` in place of the operations), type hints and
-        docstring, as if written out on `owner`."""
-        spec = self.spec
-        inner = re.fullmatch(r"(?:Exchange|Paging)\[(.*)\]", spec.__annotations__["return"])
-        assert inner is not None, f"{spec.__name__} must be annotated Exchange[...] or Paging[...]"
-        returns = self.returns[awaited].format(inner[1])
-        signature = inspect.signature(spec)
-        parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
-                      *builtins.list(signature.parameters.values())[1:]]
-        vars(method)["__signature__"] = signature.replace(parameters=parameters, return_annotation=returns)
-        method.__annotations__ = {**{k: v for k, v in spec.__annotations__.items() if k != "ops"},
-                                  "return": returns}
-        method.__name__ = spec.__name__
-        method.__qualname__ = f"{owner.__qualname__}.{spec.__name__}"
-        method.__module__ = owner.__module__
-        method.__doc__ = self.async_doc.format(spec.__name__) if awaited else spec.__doc__
-        return method
-
-
-class Endpoint(_Method[P, T, Coroutine[Any, Any, T]]):
-    """An endpoint as a method: it returns the answer on `Client`, and is a coroutine of it on `AsyncClient`."""
-
-    returns = ("{}", "{}")
-
-    def __init__(self, spec: Callable[Concatenate[Operations, P], Exchange[T]]) -> None:
-        super().__init__(spec)
-
-    def make(self, awaited: bool) -> Callable[..., Any]:
-        spec = self.spec
-        if awaited:
-            async def call_async(self: Any, *args: Any, **kwargs: Any) -> Any:
-                return await self._run(spec(self._ops, *args, **kwargs))
-            return call_async
-
-        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-            return self._run(spec(self._ops, *args, **kwargs))
-        return call
-
-
-class Pages(_Method[P, Iterator[T], AsyncIterator[T]]):
-    """A paging endpoint as a method: an iterator of its items on `Client`, an async iterator on `AsyncClient`."""
-
-    returns = ("Iterator[{}]", "AsyncIterator[{}]")
-    async_doc = "See `Client.{}`; use with `async for`."
-
-    def __init__(self, spec: Callable[Concatenate[Operations, P], Paging[T]]) -> None:
-        super().__init__(spec)
-
-    def make(self, awaited: bool) -> Callable[..., Any]:
-        spec = self.spec
-
-        def iterate(self: Any, *args: Any, **kwargs: Any) -> Any:
-            return self._iterate(spec(self._ops, *args, **kwargs))
-        return iterate

@@ -21,7 +21,8 @@ from typing import Any, Generic, Self, TypeVar
 import httpx
 
 from qqueue.client import _endpoints as endpoints
-from qqueue.client._endpoints import Endpoint, Pages, Statuses, TaskId
+from qqueue.client._endpoints import Statuses, TaskId
+from qqueue.client._methods import Endpoint, Pages
 from qqueue.client._protocol import Call, Exchange, Items, Operations, Sleep, Step, default_headers
 
 __all__ = ["AsyncClient", "Client", "Statuses", "TaskId"]
