@@ -16,40 +16,28 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import queue
-import resource
 import signal
 import threading
 import time
-import traceback
 from collections.abc import Sequence
 from functools import partial
-from multiprocessing.connection import Connection
 from typing import Any
 
-from qqueue import forkserver
 from qqueue.errors import IntakeBusyError, IntakeError
+from qqueue.intake import parser_process
 from qqueue.intake.model import IntakeRequest, PreparedTask, check_size
+from qqueue.intake.parser_process import ParserProcess
 
 log = logging.getLogger("qqueue.intake")
 
-#: A parser process retires (and is replaced) once it has held this share of its memory ceiling: memory a
-#: large parse leaves fragmented would otherwise shrink what every later parse may use.
-RETIRE_AT_SHARE = 0.5
-
 Outcome = PreparedTask | IntakeError
-#: A parser process's exit status when it ran out of memory outside a parse's own error handling.
-MEMORY_EXIT = 70
-#: A parser whose address space stays this close to its ceiling this long is stopped as out of memory: at the
-#: ceiling, a parse that catches its MemoryErrors (some parsers' error recovery does) crawls on for as long as
-#: the deadline allows instead of failing.
-CEILING_MARGIN_BYTES = 4 * 1024**2
+#: A parser whose address space stays within `parser_process.CEILING_MARGIN_BYTES` of its ceiling this long is
+#: stopped as out of memory: at the ceiling, a parse that catches its MemoryErrors (some parsers' error recovery
+#: does) crawls on for as long as the deadline allows instead of failing.
 CEILING_GRACE_S = 1.0
 #: How often a waiting pool looks at its parser's address space.
 CEILING_CHECK_S = 0.1
-#: What the parser processes' forkserver imports (and warms) once.
-PRELOAD = ("qqueue.intake.warm",)
 
 
 class ParserPool:
@@ -65,7 +53,7 @@ class ParserPool:
         #: How long a submission waits for a free parser before the caller is told to come back (503).
         self.wait_s = wait_s
         self.batch_budget_s = batch_budget_s
-        self._idle: queue.SimpleQueue[_Parser] = queue.SimpleQueue()
+        self._idle: queue.SimpleQueue[ParserProcess] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._count = 0
         self._closed = False
@@ -81,7 +69,7 @@ class ParserPool:
         started = 0
         try:
             for _ in range(missing):
-                self._idle.put(_Parser(self.memory_bytes))
+                self._idle.put(ParserProcess(self.memory_bytes))
                 started += 1
         except Exception as exc:
             log.error("cannot start intake's parser processes: %s", exc)
@@ -153,7 +141,7 @@ class ParserPool:
 
     # -- internals ---------------------------------------------------------------------------------------------
 
-    def _acquire(self) -> _Parser:
+    def _acquire(self) -> ParserProcess:
         try:
             return self._idle.get_nowait()
         except queue.Empty:
@@ -164,7 +152,7 @@ class ParserPool:
                 self._count += 1
         if create:
             try:
-                return _Parser(self.memory_bytes)
+                return ParserProcess(self.memory_bytes)
             except BaseException:
                 with self._lock:
                     self._count -= 1
@@ -174,7 +162,7 @@ class ParserPool:
         except queue.Empty:
             raise IntakeBusyError(retry_after_s=1.0) from None
 
-    def _release(self, parser: _Parser, *, keep: bool) -> None:
+    def _release(self, parser: ParserProcess, *, keep: bool) -> None:
         if keep and not self._closed and parser.alive():
             self._idle.put(parser)
             return
@@ -182,7 +170,7 @@ class ParserPool:
         with self._lock:
             self._count -= 1
 
-    def _stream(self, parser: _Parser, requests: Sequence[IntakeRequest], start: int,
+    def _stream(self, parser: ParserProcess, requests: Sequence[IntakeRequest], start: int,
                 outcomes: list[Outcome | None], budget_end: float) -> int:
         """Send requests[start:] to `parser`, collect replies until one is stopped; the next index to do."""
         try:
@@ -226,7 +214,7 @@ class ParserPool:
 
 
     @staticmethod
-    def _await_answer(parser: _Parser, wait_s: float) -> bool | None:
+    def _await_answer(parser: ParserProcess, wait_s: float) -> bool | None:
         """Wait up to `wait_s` for the parser's answer: True once it is there, False at the end of the wait, None
         when the parser has stayed at its memory ceiling for `CEILING_GRACE_S`."""
         end = time.monotonic() + wait_s
@@ -253,13 +241,13 @@ class ParserPool:
                            f"({self.memory_bytes // 2**20} MiB) and was stopped; simplify it", code="too_complex",
                            details={"limit": "memory", "limit_bytes": self.memory_bytes})
 
-    def _died(self, parser: _Parser) -> IntakeError:
+    def _died(self, parser: ParserProcess) -> IntakeError:
         """Why a parser process died mid-parse: out of memory (a MemoryError, or a native parser aborting on a
         failed allocation), out of stack, or a crash of its own."""
         parser.proc.join(5)
         code = parser.proc.exitcode
         parser.kill()
-        if code in (MEMORY_EXIT, -signal.SIGABRT):
+        if code in (parser_process.MEMORY_EXIT, -signal.SIGABRT):
             return self._memory_refusal(parser.proc.pid, code)
         log.error("intake parser process died while checking a circuit", extra={"exitcode": code})
         if code == -signal.SIGSEGV:
@@ -272,119 +260,6 @@ class ParserPool:
 def _error(fields: dict[str, Any]) -> IntakeError:
     return IntakeError(fields["message"], code=fields["code"], line=fields.get("line"), column=fields.get("column"),
                        details=fields.get("details"))
-
-
-class _Parser:
-    """One parser process and its pipe."""
-
-    def __init__(self, memory_bytes: int) -> None:
-        ctx = forkserver.context(PRELOAD)
-        parent, child = ctx.Pipe(duplex=True)
-        self.conn: Connection = parent
-        self.proc = ctx.Process(target=_parser_main, args=(child, memory_bytes), name="qqueue-intake", daemon=True)
-        forkserver.start(self.proc)
-        child.close()
-        self.killed = False
-        #: Its address-space limit once read from /proc (the process sets it once, at start).
-        self._ceiling: int | None = None
-
-    def alive(self) -> bool:
-        return not self.killed and self.proc.is_alive()
-
-    def at_ceiling(self) -> bool:
-        """Whether its address space is within `CEILING_MARGIN_BYTES` of its limit (read from /proc; False where
-        that cannot be read)."""
-        try:
-            if self._ceiling is None:
-                with open(f"/proc/{self.proc.pid}/limits") as limits:
-                    soft = next(li for li in limits if li.startswith("Max address space")).split()[3]
-                if not soft.isdigit():
-                    return False  # not set yet (or not at all): read again next time
-                self._ceiling = int(soft)
-            with open(f"/proc/{self.proc.pid}/statm") as statm:
-                size = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, StopIteration, ValueError):
-            return False
-        return size >= self._ceiling - CEILING_MARGIN_BYTES
-
-    def kill(self) -> None:
-        self.killed = True
-        if self.proc.is_alive():
-            self.proc.kill()
-
-    def close(self) -> None:
-        self.kill()
-        self.proc.join(5)
-        self.conn.close()
-
-
-def _parser_main(conn: Connection, memory_bytes: int) -> None:
-    """A parser process: run intake on each request it is sent and answer each one, until the pipe closes."""
-    try:
-        _serve(conn, memory_bytes)
-    except MemoryError:
-        # Out of memory outside a parse (answering, or in the parser's own error handling): the pool reports the
-        # ceiling and replaces this process. Exiting at once keeps a cascade of tracebacks out of the logs.
-        os._exit(MEMORY_EXIT)
-
-
-def _serve(conn: Connection, memory_bytes: int) -> None:
-    from qqueue.intake import pipeline
-
-    forkserver.detach()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _limit_address_space(memory_bytes)
-    retire = False
-    while not retire:
-        try:
-            batch: list[IntakeRequest] = conn.recv()
-        except (EOFError, OSError):
-            return
-        for request in batch:
-            ok, value = _run(pipeline.run, request, memory_bytes)
-            used = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-            retire = used > memory_bytes * RETIRE_AT_SHARE or not ok and value.get("code") == "too_complex"
-            try:
-                conn.send((ok, value, retire))
-            except (OSError, ValueError):
-                return
-            if retire:
-                return  # its answers so far are sent; the pool replaces it
-
-
-def _run(fn: Any, request: IntakeRequest, memory_bytes: int) -> tuple[bool, Any]:
-    try:
-        return True, fn(request)
-    except IntakeError as exc:
-        return False, exc.to_dict()
-    except MemoryError:
-        return False, IntakeError(f"checking the circuit needed more memory than intake allows "
-                                  f"({memory_bytes // 2**20} MiB); simplify it", code="too_complex",
-                                  details={"limit": "memory", "limit_bytes": memory_bytes}).to_dict()
-    except RecursionError:
-        return False, {"code": "nesting_too_deep", "message": "the program is nested too deeply to parse"}
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:  # noqa: BLE001 - a parser failing in a way intake does not know (a native
-        # parser's panic is a BaseException): refused, and logged for us
-        log.error("intake failed unexpectedly: %s\n%s", exc, traceback.format_exc())
-        return False, {"code": "unprocessable", "message": f"the circuit could not be checked "
-                                                           f"({type(exc).__name__}: {exc})"[:2000]}
-
-
-def _limit_address_space(extra_bytes: int) -> None:
-    """Cap this process's address space at its size now plus `extra_bytes`."""
-    try:
-        with open("/proc/self/statm") as statm:
-            size = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        return  # not Linux: the deadline still applies
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    limit = size + extra_bytes
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
 _default: ParserPool | None = None
