@@ -32,6 +32,7 @@ from qqueue.api.params import (
     NameFilter,
     PageCursor,
     PageLimit,
+    TagFilter,
     long_poll,
     submit_responses,
 )
@@ -46,7 +47,6 @@ from qqueue.api.schemas import (
     JobSubmitAnswer,
     JobTask,
     PubResult,
-    Tag,
     WebhookDelivery,
 )
 from qqueue.errors import IdempotencyConflictError, IntakeError, JobNotFoundError
@@ -214,9 +214,7 @@ class JobController(Controller):
     async def list_jobs(
         self, request: Request[Any, Any, Any], api: Api, status: Annotated[list[JobStatus] | None, ANY_STATUS] = None,
         queue: NameFilter = None, kind: NameFilter = None,
-        tags: Annotated[
-            list[Tag] | None, QueryParameter(required=False, description="Jobs carrying every tag given; repeat.")
-        ] = None,
+        tags: TagFilter = None,
         created_after: CreatedFilter = None, created_before: CreatedFilter = None, limit: PageLimit = 50,
         cursor: PageCursor = None,
     ) -> JobPage:

@@ -13,7 +13,7 @@ from litestar.params import HeaderParameter, QueryParameter
 
 from qqueue.api.context import ApiContext
 from qqueue.api.errors import documented
-from qqueue.api.schemas import NAME_PATTERN
+from qqueue.api.schemas import NAME_PATTERN, Tag
 
 Api = NamedDependency[ApiContext]
 
@@ -49,6 +49,10 @@ def long_poll(ends: str, *, zero: str = "") -> Any:
 ANY_STATUS = QueryParameter(required=False, description="Any of these; repeat for several.")
 #: A listing's `queue` or `kind`.
 NameFilter = Annotated[str | None, QueryParameter(pattern=NAME_PATTERN, required=False)]
+#: A listing's `tags`: Tag, not str, since a NUL in a filter value would otherwise reach PostgreSQL, which refuses
+#: it (a 500).
+TagFilter = Annotated[
+    list[Tag] | None, QueryParameter(required=False, description="Only those carrying every tag given; repeat.")]
 #: A listing's `created_after` or `created_before`.
 CreatedFilter = Annotated[datetime | None, QueryParameter(required=False)]
 PageLimit = Annotated[int, QueryParameter(ge=1, le=500)]

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody
 
 from qqueue.api import bodies, correlation, limits, submit
 from qqueue.api.auth import principal_of, tenant_of, visible_tenant
@@ -30,6 +30,7 @@ from qqueue.api.params import (
     NameFilter,
     PageCursor,
     PageLimit,
+    TagFilter,
     long_poll,
     submit_responses,
 )
@@ -45,7 +46,6 @@ from qqueue.api.schemas import (
     RetryAnswer,
     RetryRequest,
     SubmitAnswer,
-    Tag,
     TaskDetail,
     TaskPage,
     TaskSubmission,
@@ -145,10 +145,7 @@ class TaskController(Controller):
     async def list_tasks(
         self, request: Request[Any, Any, Any], api: Api, status: Annotated[list[TaskStatus] | None, ANY_STATUS] = None,
         queue: NameFilter = None, kind: NameFilter = None,
-        # Tag, not str: a NUL in a filter value would otherwise reach PostgreSQL, which refuses it (a 500).
-        tags: Annotated[
-            list[Tag] | None, QueryParameter(required=False, description="Tasks carrying every tag given; repeat.")
-        ] = None,
+        tags: TagFilter = None,
         created_after: CreatedFilter = None, created_before: CreatedFilter = None, limit: PageLimit = 50,
         cursor: PageCursor = None,
     ) -> TaskPage:
