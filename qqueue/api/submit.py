@@ -63,18 +63,38 @@ def request_hash(body: Any) -> str:
 
 
 Inputs = TypeVar("Inputs", TaskSubmission, PubSubmission)
+#: Inputs intake did not read back (a refused batch item's) that a request's hash decodes to hash them as
+#: decoded, however spelt; past this, they are hashed as written.
+SPELT_OUT_BYTES = 1024 * 1024
 
 
-def as_read(sub: Inputs, prepared: PreparedTask | IntakeError | None) -> Inputs:
+class Spelling:
+    """Decodes a request's inputs held as JSON text for its hash, while `SPELT_OUT_BYTES` of text last."""
+
+    def __init__(self) -> None:
+        self.left = SPELT_OUT_BYTES
+
+    def decoded(self, value: Any) -> Any:
+        """`value` decoded if it is JSON text within what is left; else `value`."""
+        if isinstance(value, msgspec.Raw) and len(value) <= self.left:
+            self.left -= len(value)
+            return msgspec.json.decode(value)
+        return value
+
+
+def as_read(sub: Inputs, prepared: PreparedTask | IntakeError | None, spelling: Spelling | None = None) -> Inputs:
     """`sub` (a task or a PUB) with the inputs it holds as JSON text (`qqueue.api.bodies`) written as intake
     read them (`IntakeRequest.echo_inputs`), so that their hash is that of what they say, not of their
-    spelling; `sub` itself when intake did not read them."""
-    if not isinstance(prepared, PreparedTask) or prepared.inputs_json is None:
-        return sub
-    values, observables = prepared.inputs_json
-    read = {name: msgspec.Raw(text) for name, given, text in (("parameter_values", sub.parameter_values, values),
-                                                                ("observables", sub.observables, observables))
-            if isinstance(given, msgspec.Raw) and text is not None}
+    spelling; where intake did not read them back, decoded by `spelling` (or left as they are)."""
+    texts = {"parameter_values": sub.parameter_values, "observables": sub.observables}
+    if isinstance(prepared, PreparedTask) and prepared.inputs_json is not None:
+        read = {name: msgspec.Raw(echoed) for (name, given), echoed in zip(texts.items(), prepared.inputs_json,
+                                                                          strict=True)
+                if isinstance(given, msgspec.Raw) and echoed is not None}
+    elif spelling is not None:
+        read = {name: spelling.decoded(given) for name, given in texts.items() if isinstance(given, msgspec.Raw)}
+    else:
+        read = {}
     return msgspec.structs.replace(sub, **read) if read else sub
 
 
@@ -215,16 +235,16 @@ def no_nul(encoded: bytes, field: str) -> None:
 async def to_specs(
     subs: Sequence[TaskSubmission | IntakeError], pool: ParserPool, *, raw_kinds: Sequence[str],
     default_timeout_s: float,
-    correlation_id: str, idempotency_key: str | None, hashed: Callable[[list[Any]], Any] | None = None,
+    correlation_id: str, idempotency_key: str | None, hashed: Callable[[list[Any], Spelling], Any] | None = None,
     per_item_keys: bool = True, tenant: str | None = None, callback_allow: targets.AllowList | None = None,
 ) -> list[TaskSpec | IntakeError]:
     """A spec for each submission, or the error refusing it, in order (an item already refused, as a batch
     item that did not decode, stays refused); every circuit goes through the parser pool in one round. With
     `per_item_keys` (batches), item i of a request sent with an Idempotency-Key gets the
     key "{key}/{i}", so a replayed batch finds each of its tasks again; otherwise the key is used as is. With a
-    key, each spec carries the hash of `hashed(subs)`, the submissions as intake read them (`as_read`): the
-    request as hashed. Callback URLs are resolved and checked against `callback_allow` before any circuit is
-    parsed."""
+    key, each spec carries the hash of `hashed(subs, spelling)`, given the submissions as intake read them
+    (`as_read`), which is the request as hashed. Callback URLs are resolved and checked against
+    `callback_allow` before any circuit is parsed."""
     echo = bool(idempotency_key)
     checked = [_checked(sub, raw_kinds, default_timeout_s, echo) for sub in subs]
     urls = [sub.callback_url for sub, c in zip(subs, checked, strict=True)
@@ -238,9 +258,10 @@ async def to_specs(
     outcomes = [next(answers) if isinstance(c, IntakeRequest) else c for c in checked]
     digest = None
     if idempotency_key:
-        read = [as_read(sub, outcome) if isinstance(sub, TaskSubmission) else sub
+        spelling = Spelling()
+        read = [as_read(sub, outcome, spelling) if isinstance(sub, TaskSubmission) else sub
                 for sub, outcome in zip(subs, outcomes, strict=True)]
-        digest = request_hash(hashed(read) if hashed else read)
+        digest = request_hash(hashed(read, spelling) if hashed else read)
     out: list[TaskSpec | IntakeError] = []
     for index, (sub, prepared) in enumerate(zip(subs, outcomes, strict=True)):
         if isinstance(prepared, IntakeError):

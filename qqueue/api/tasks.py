@@ -70,7 +70,7 @@ def _log_extra(task_id: uuid.UUID | None, cid: str, **more: Any) -> dict[str, An
 
 async def _specs(
     subs: list[TaskSubmission | IntakeError], api: ApiContext, cid: str, key: str | None,
-    hashed: Callable[[list[Any]], Any], *, batch: bool, tenant: str | None,
+    hashed: Callable[[list[Any], submit.Spelling], Any], *, batch: bool, tenant: str | None,
 ) -> list[TaskSpec | IntakeError]:
     """Check submissions; their circuits are parsed by the API's parser processes while the loop serves others."""
     return await submit.to_specs(subs, api.intake, raw_kinds=api.settings.api_raw_kinds,
@@ -94,7 +94,7 @@ class TaskController(Controller):
         """Preflight the circuit and queue it. Answers 201 with the task id and a Location header; 200 with
         the same task for a replay of an earlier request with the same Idempotency-Key."""
         cid, tenant = submit.caller(request.scope)
-        [spec] = await _specs([data], api, cid, idempotency_key, lambda read: read[0], batch=False, tenant=tenant)
+        [spec] = await _specs([data], api, cid, idempotency_key, lambda read, _: read[0], batch=False, tenant=tenant)
         if isinstance(spec, IntakeError):
             log.info("task rejected: %s", spec.message, extra=_log_extra(None, cid, kind=data.kind, error=spec.code))
             raise spec
@@ -249,20 +249,23 @@ class BatchController(Controller):
         cid = correlation.from_scope(request.scope)
         tenant = tenant_of(request.scope)
         subs: list[TaskSubmission | IntakeError] = []
+        decoding = bodies.Decoding(api.settings.api_max_body_bytes)
         for index, item in enumerate(data.tasks):
             try:
                 if isinstance(item, msgspec.Raw):
-                    item = await bodies.decode(item, bodies.TASK, limit=api.settings.api_max_body_bytes)
+                    item = await decoding.decode(item, bodies.TASK, where=f"$.tasks[{index}]")
                 subs.append(decode_item(index, item))
             except msgspec.ValidationError as exc:
                 subs.append(IntakeError(f"Invalid request: {worded(str(exc))}", code="invalid_request"))
-            except (bodies.BodyTooLarge, RecursionError) as exc:
-                message = str(exc) if isinstance(exc, bodies.BodyTooLarge) else "the item is nested too deeply"
-                subs.append(IntakeError(f"Invalid request: tasks[{index}]: {message}", code="invalid_request"))
-        # Over what was asked: decoded items (defaults filled in, however spelt), the rest as sent.
-        prepared = await _specs(subs, api, cid, idempotency_key, lambda read: [
-            s if isinstance(s, TaskSubmission) else item for s, item in zip(read, data.tasks, strict=True)],
-            batch=True, tenant=tenant)
+            except (msgspec.DecodeError, bodies.BodyTooLarge) as exc:
+                subs.append(IntakeError(f"Invalid request: {exc}", code="invalid_request"))
+            except RecursionError:
+                subs.append(IntakeError(f"Invalid request: tasks[{index}] is nested too deeply",
+                                        code="invalid_request"))
+        # Over what was asked: decoded items (defaults filled in, however spelt), the rest as sent (decoded).
+        prepared = await _specs(subs, api, cid, idempotency_key, lambda read, spelling: [
+            s if isinstance(s, TaskSubmission) else spelling.decoded(item)
+            for s, item in zip(read, data.tasks, strict=True)], batch=True, tenant=tenant)
         specs = [p for p in prepared if isinstance(p, TaskSpec)]
         done: list[Submitted] = []
         if specs:

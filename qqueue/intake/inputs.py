@@ -88,5 +88,5 @@ def decoded(given: Any, field: str, limits: IntakeLimits, code: str) -> Any:
         return msgspec.json.decode(text)
     except RecursionError:
         raise IntakeError(f"{field} is nested more than {sweeps.MAX_DEPTH} levels deep", code=invalid) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise IntakeError(f"{field} cannot be read: {exc}", code=invalid) from None

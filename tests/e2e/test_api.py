@@ -411,6 +411,43 @@ def test_replayed_batch_returns_the_same_ids_and_a_changed_one_is_409_keeping_no
     assert sql.execute("SELECT count(*) FROM qqueue.tasks WHERE queue = %s", (queue,)).fetchone()[0] == 2
 
 
+SWEEP = 'OPENQASM 3.0;\ninclude "stdgates.inc";\ninput float a;\nqubit q;\nbit c;\nrx(a) q;\nc = measure q;\n'
+
+
+def test_a_batch_replayed_with_its_refused_items_spelt_otherwise_is_the_same_request(api, sql):
+    """A batch is hashed over its items as decoded, refused ones too, however their JSON is spelt; only the
+    inputs of accepted items are read back from intake (the API keeps inputs as text)."""
+    key, queue = f"batch-{uuid.uuid4()}", idle_queue()
+    good = f'{{"kind": "sample", "queue": "{queue}", "qc": {json.dumps(SWEEP)}, "parameter_values": [[0.1], [0.2]]}}'
+    refused_wire = '{"kind": "noop", "shots": -1, "parameter_values": [1, 2]}'
+    refused_intake = '{"kind": "sample", "qc": "qubit q;", "parameter_values": [[0.1, 0.2]]}'
+    headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
+    first = api.client.post("/tasks/batch", content=f'{{"tasks": [{good}, {refused_wire}, {refused_intake}]}}',
+                            headers=headers)
+    assert first.status_code == 201, first.text
+    assert [("task_id" in i) for i in first.json()["items"]] == [True, False, False]
+    respelt = [text.replace(", ", ",").replace(": ", ":") for text in (good, refused_wire, refused_intake)]
+    again = api.client.post("/tasks/batch", content='{ "tasks" : [ ' + " , ".join(respelt) + " ] }",
+                            headers=headers)
+    assert again.status_code == 200, again.text
+    assert again.json()["items"][0]["task_id"] == first.json()["items"][0]["task_id"]
+    other = refused_intake.replace("0.2", "0.3")
+    assert_error(api.client.post("/tasks/batch", content=f'{{"tasks": [{good}, {refused_wire}, {other}]}}',
+                                 headers=headers), 409)
+    assert sql.execute("SELECT count(*) FROM qqueue.tasks WHERE queue = %s", (queue,)).fetchone()[0] == 1
+
+
+def test_a_batch_item_not_utf8_or_past_a_double_is_refused_clearly(api):
+    bad_bytes = b'{"tasks": [{"kind": "noop", "queue": "q\xff"}]}'
+    assert_error(api.client.post("/tasks/batch", content=bad_bytes, headers={"Content-Type": "application/json"}),
+                 400, contains="UTF-8")
+    past = b'{"tasks": [{"kind": "noop"}, {"kind": "noop", "metadata": {"x": [1, 1e999]}}]}'
+    answer = api.client.post("/tasks/batch", content=past, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 201, answer.text
+    error = answer.json()["items"][1]["error"]
+    assert "Number out of range" in error["message"] and "$.tasks[1].metadata" in error["message"], error
+
+
 # --- reading, listing, cancelling ------------------------------------------------------------------------------
 
 

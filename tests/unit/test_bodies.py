@@ -49,6 +49,30 @@ def test_the_rest_of_an_object_may_hold_only_so_much_json_in_arrays_and_objects(
         "parameter_values"], msgspec.Raw)
 
 
+def test_a_whole_body_may_hold_only_so_many_objects_worth_of_arrays_however_they_are_spread():
+    pub = b'{"qc": "q", "x": [' + b"[]," * 330 + b"[]]}"  # 994 bytes of arrays: under the object's 1024
+    assert len(decode(b'{"pubs": [' + b",".join([pub] * bodies.BODY_OBJECTS) + b"]}")["pubs"]) == bodies.BODY_OBJECTS
+    with pytest.raises(bodies.BodyTooLarge, match=f"the body holds more than {bodies.BODY_OBJECTS * 1024} bytes"):
+        decode(b'{"pubs": [' + b",".join([pub] * (bodies.BODY_OBJECTS + 1)) + b"]}")
+
+
+def test_text_that_is_not_utf8_or_json_is_refused_naming_where():
+    with pytest.raises(UnicodeDecodeError):
+        decode(b'{"pubs": [{"parameter_values": ["\xff"]}]}')
+    with pytest.raises(msgspec.DecodeError, match=r"Number out of range - at `\$\.pubs\[0\]\.shots`"):
+        decode(b'{"pubs": [{"shots": 1e999}]}')
+    with pytest.raises(msgspec.DecodeError, match=r"- at `\$\.tasks\[3\]\.metadata\[\.\.\.\]\[1\]`"):
+        asyncio.run(bodies.Decoding(1024).decode(b'{"metadata": {"a": [0, 1e999]}}', bodies.TASK,
+                                                 where="$.tasks[3]"))
+
+
+def test_a_large_array_is_decoded_a_piece_at_a_time_to_the_same_value():
+    values = [[i, {"k": [i] * 3}] for i in range(20_000)]
+    text = msgspec.json.encode({"metadata": {"a": values, "b": "x"}})
+    assert len(text) > bodies.PIECE_BYTES
+    assert decode(text, bodies.TASK, limit=len(text)) == {"metadata": {"a": values, "b": "x"}}
+
+
 def test_a_body_not_shaped_as_its_layout_is_decoded_as_it_is_for_the_schema_to_refuse():
     assert decode(b'{"pubs": 5}') == {"pubs": 5}
     assert decode(b'[1, 2]') == [1, 2]
