@@ -62,10 +62,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     api_health_timeout_s: float = 2.0
     #: libpq connect_timeout of every new API connection (seconds; libpq's minimum is 2).
     api_connect_timeout_s: int = 3
-    #: Largest body of POST /tasks and of POST /tasks/batch (and /jobs); larger answers 413 before it is read
-    #: whole. The first is also what arrays and objects one object of a body may hold outside its parameter
+    #: Largest body of POST /tasks (and of the other single requests); larger answers 413 before it is read
+    #: whole. Also what arrays and objects one object of any submission's body may hold outside its parameter
     #: values and observables (`qqueue.api.bodies`), so that no body holds the event loop for long.
     api_max_body_bytes: int = 1024 * 1024
+    #: Largest body of POST /tasks/batch and of POST /jobs.
     api_max_batch_body_bytes: int = 32 * 1024 * 1024
     #: Long-poll waiters are re-checked against the database this often even without a notification.
     api_wait_backstop_s: float = 5.0

@@ -125,21 +125,22 @@ class JobController(Controller):
         201 with the job id; 200 with the same job for a replay with the same Idempotency-Key. One PUB refused
         refuses the job (422, its index in `error.details.pub`), and nothing is queued."""
         cid, tenant = submit.caller(request.scope)
-        submit.check_metadata(data.metadata)
-        if data.callback_url is not None:
-            await submit.check_callback(data.callback_url, api.callback_allow)
         prepared = await api.intake.prepare_many_async(_requests(data, api, echo_inputs=bool(idempotency_key)))
         for index, item in enumerate(prepared):
             if isinstance(item, IntakeError):
                 log.info("job rejected: pubs[%d]: %s", index, item.message,
                          extra={"correlation_id": cid, "error": item.code})
                 raise _refusal(index, item)
-        # The hash needs the PUBs' inputs as intake read them, so a replay is found after intake, not before.
+        # The hash needs the PUBs' inputs as intake read them, so a replay is found after intake; before the
+        # other checks, which the first submission passed (a callback's host need not resolve again).
         digest = submit.request_hash(msgspec.structs.replace(data, pubs=[
             submit.as_read(pub, item) for pub, item in zip(data.pubs, prepared, strict=True)])) \
             if idempotency_key else None
         if idempotency_key and digest and (earlier := await _replayed(api, idempotency_key, tenant, digest)):
             return Response(earlier, status_code=200, headers={"Location": f"/jobs/{earlier.job_id}"})
+        submit.check_metadata(data.metadata)
+        if data.callback_url is not None:
+            await submit.check_callback(data.callback_url, api.callback_allow)
         template = TaskSpec(kind=data.kind, queue=data.queue, priority=data.priority,
                             max_attempts=data.max_attempts, timeout_s=data.timeout_s, correlation_id=cid,
                             tags=data.tags, tenant=tenant, job_callback=True if data.callback_url else None)

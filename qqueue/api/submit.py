@@ -23,13 +23,13 @@ from qqueue.api.auth import tenant_of
 from qqueue.api.schemas import PubSubmission, TaskSubmission
 from qqueue.errors import IntakeError
 from qqueue.intake import CIRCUIT_KINDS, IntakeLimits, IntakeRequest, ParserPool, PreparedTask
+from qqueue.intake.model import CANONICAL
 from qqueue.tasks import TaskSpec
 from qqueue.webhooks import targets
 
 #: Largest `metadata` object accepted, encoded as JSON.
 MAX_METADATA_BYTES = 8192
 
-_encoder = msgspec.json.Encoder(order="sorted")
 
 
 class Caller(NamedTuple):
@@ -59,40 +59,46 @@ def request_hash(body: Any) -> str:
         for name in _LATER_FIELDS:
             if name in plain and plain[name] is None:
                 del plain[name]
-    return hashlib.sha256(_encoder.encode(plain)).hexdigest()
+    return hashlib.sha256(CANONICAL.encode(plain)).hexdigest()
 
 
-Inputs = TypeVar("Inputs", TaskSubmission, PubSubmission)
-#: Inputs intake did not read back (a refused batch item's) that a request's hash decodes to hash them as
-#: decoded, however spelt; past this, they are hashed as written.
-SPELT_OUT_BYTES = 1024 * 1024
+WithInputs = TypeVar("WithInputs", TaskSubmission, PubSubmission)
+#: Inputs held as JSON text that intake did not hand back (a refused batch item's, a task of a kind without a
+#: circuit, an item that did not decode) which a request's hash decodes itself, so that they are hashed as
+#: decoded, however spelt; past this much text a request, they are hashed as written.
+HASH_DECODE_BYTES = 1024 * 1024
 
 
-class Spelling:
-    """Decodes a request's inputs held as JSON text for its hash, while `SPELT_OUT_BYTES` of text last."""
+class HashDecoder:
+    """Decodes, for one request's hash, the JSON text of inputs intake did not hand back, up to
+    `HASH_DECODE_BYTES`; text that does not decode (a number past a double) is hashed as written."""
 
     def __init__(self) -> None:
-        self.left = SPELT_OUT_BYTES
+        self.left = HASH_DECODE_BYTES
 
     def decoded(self, value: Any) -> Any:
         """`value` decoded if it is JSON text within what is left; else `value`."""
         if isinstance(value, msgspec.Raw) and len(value) <= self.left:
             self.left -= len(value)
-            return msgspec.json.decode(value)
+            try:
+                return msgspec.json.decode(value)
+            except (msgspec.DecodeError, RecursionError):
+                return value
         return value
 
 
-def as_read(sub: Inputs, prepared: PreparedTask | IntakeError | None, spelling: Spelling | None = None) -> Inputs:
+def as_read(sub: WithInputs, prepared: PreparedTask | IntakeError | None,
+            decoder: HashDecoder | None = None) -> WithInputs:
     """`sub` (a task or a PUB) with the inputs it holds as JSON text (`qqueue.api.bodies`) written as intake
     read them (`IntakeRequest.echo_inputs`), so that their hash is that of what they say, not of their
-    spelling; where intake did not read them back, decoded by `spelling` (or left as they are)."""
+    spelling; where intake did not hand them back, decoded by `decoder` (or left as they are)."""
     texts = {"parameter_values": sub.parameter_values, "observables": sub.observables}
     if isinstance(prepared, PreparedTask) and prepared.inputs_json is not None:
-        read = {name: msgspec.Raw(echoed) for (name, given), echoed in zip(texts.items(), prepared.inputs_json,
-                                                                          strict=True)
-                if isinstance(given, msgspec.Raw) and echoed is not None}
-    elif spelling is not None:
-        read = {name: spelling.decoded(given) for name, given in texts.items() if isinstance(given, msgspec.Raw)}
+        echoed = prepared.inputs_json._asdict()
+        read = {name: msgspec.Raw(echoed[name]) for name, given in texts.items()
+                if isinstance(given, msgspec.Raw) and echoed[name] is not None}
+    elif decoder is not None:
+        read = {name: decoder.decoded(given) for name, given in texts.items() if isinstance(given, msgspec.Raw)}
     else:
         read = {}
     return msgspec.structs.replace(sub, **read) if read else sub
@@ -235,15 +241,15 @@ def no_nul(encoded: bytes, field: str) -> None:
 async def to_specs(
     subs: Sequence[TaskSubmission | IntakeError], pool: ParserPool, *, raw_kinds: Sequence[str],
     default_timeout_s: float,
-    correlation_id: str, idempotency_key: str | None, hashed: Callable[[list[Any], Spelling], Any] | None = None,
+    correlation_id: str, idempotency_key: str | None, hashed: Callable[[list[Any], HashDecoder], Any] | None = None,
     per_item_keys: bool = True, tenant: str | None = None, callback_allow: targets.AllowList | None = None,
 ) -> list[TaskSpec | IntakeError]:
     """A spec for each submission, or the error refusing it, in order (an item already refused, as a batch
     item that did not decode, stays refused); every circuit goes through the parser pool in one round. With
     `per_item_keys` (batches), item i of a request sent with an Idempotency-Key gets the
     key "{key}/{i}", so a replayed batch finds each of its tasks again; otherwise the key is used as is. With a
-    key, each spec carries the hash of `hashed(subs, spelling)`, given the submissions as intake read them
-    (`as_read`), which is the request as hashed. Callback URLs are resolved and checked against
+    key, each spec carries the hash of `hashed(read, decoder)`, where `read` is the submissions as intake read
+    them (`as_read`): what the request is, as hashed. Callback URLs are resolved and checked against
     `callback_allow` before any circuit is parsed."""
     echo = bool(idempotency_key)
     checked = [_checked(sub, raw_kinds, default_timeout_s, echo) for sub in subs]
@@ -257,11 +263,11 @@ async def to_specs(
     answers = iter(await pool.prepare_many_async(requests) if requests else [])
     outcomes = [next(answers) if isinstance(c, IntakeRequest) else c for c in checked]
     digest = None
-    if idempotency_key:
-        spelling = Spelling()
-        read = [as_read(sub, outcome, spelling) if isinstance(sub, TaskSubmission) else sub
+    if idempotency_key and not all(isinstance(outcome, IntakeError) for outcome in outcomes):
+        decoder = HashDecoder()
+        read = [as_read(sub, outcome, decoder) if isinstance(sub, TaskSubmission) else sub
                 for sub, outcome in zip(subs, outcomes, strict=True)]
-        digest = request_hash(hashed(read, spelling) if hashed else read)
+        digest = request_hash(hashed(read, decoder) if hashed else read)
     out: list[TaskSpec | IntakeError] = []
     for index, (sub, prepared) in enumerate(zip(subs, outcomes, strict=True)):
         if isinstance(prepared, IntakeError):

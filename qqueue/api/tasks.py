@@ -70,7 +70,7 @@ def _log_extra(task_id: uuid.UUID | None, cid: str, **more: Any) -> dict[str, An
 
 async def _specs(
     subs: list[TaskSubmission | IntakeError], api: ApiContext, cid: str, key: str | None,
-    hashed: Callable[[list[Any], submit.Spelling], Any], *, batch: bool, tenant: str | None,
+    hashed: Callable[[list[Any], submit.HashDecoder], Any], *, batch: bool, tenant: str | None,
 ) -> list[TaskSpec | IntakeError]:
     """Check submissions; their circuits are parsed by the API's parser processes while the loop serves others."""
     return await submit.to_specs(subs, api.intake, raw_kinds=api.settings.api_raw_kinds,
@@ -262,9 +262,10 @@ class BatchController(Controller):
             except RecursionError:
                 subs.append(IntakeError(f"Invalid request: tasks[{index}] is nested too deeply",
                                         code="invalid_request"))
-        # Over what was asked: decoded items (defaults filled in, however spelt), the rest as sent (decoded).
-        prepared = await _specs(subs, api, cid, idempotency_key, lambda read, spelling: [
-            s if isinstance(s, TaskSubmission) else spelling.decoded(item)
+        # Over what was asked: the items that decoded as submissions (defaults filled in, however spelt), and
+        # the others as plain JSON.
+        prepared = await _specs(subs, api, cid, idempotency_key, lambda read, decoder: [
+            s if isinstance(s, TaskSubmission) else decoder.decoded(item)
             for s, item in zip(read, data.tasks, strict=True)], batch=True, tenant=tenant)
         specs = [p for p in prepared if isinstance(p, TaskSpec)]
         done: list[Submitted] = []

@@ -10,11 +10,7 @@ from qiskit import QuantumCircuit
 
 from qqueue.errors import IntakeError
 from qqueue.intake import sweeps
-from qqueue.intake.model import IntakeLimits, IntakeRequest
-
-#: How inputs are written back for a request's hash: as the API wrote a decoded request before it kept them as
-#: text, so an Idempotency-Key stored then still matches.
-_canonical = msgspec.json.Encoder(order="sorted")
+from qqueue.intake.model import CANONICAL, EchoedInputs, IntakeLimits, IntakeRequest
 
 
 class Inputs(msgspec.Struct, kw_only=True, frozen=True):
@@ -24,8 +20,9 @@ class Inputs(msgspec.Struct, kw_only=True, frozen=True):
     observables: Any
     shape: tuple[int, ...]
     sweep: sweeps.Sweep
-    #: With `IntakeRequest.echo_inputs`: parameter_values and observables as JSON, canonically written.
-    echoed: tuple[bytes | None, bytes | None] | None = None
+    #: With `IntakeRequest.echo_inputs`: parameter_values and observables as read, written as the API's request
+    #: hash writes them, so that an Idempotency-Key stored when the API decoded them itself still matches.
+    echoed: EchoedInputs | None = None
 
     @property
     def parameter_sets(self) -> int:
@@ -61,28 +58,30 @@ def read(request: IntakeRequest, circuit: QuantumCircuit, limits: IntakeLimits) 
         sweep = sweeps.whole(parameters, values, observables, shape)
     echoed = None
     if request.echo_inputs:
-        echoed = (_echo(given_values), _echo(given_observables))
+        echoed = EchoedInputs(_echo(given_values), _echo(given_observables))
     return Inputs(values=values, observables=observables, shape=shape, sweep=sweep, echoed=echoed)
 
 
 def _echo(given: Any) -> bytes | None:
-    return None if given is None else _canonical.encode(given)
+    return None if given is None else CANONICAL.encode(given)
 
 
 def decoded(given: Any, field: str, limits: IntakeLimits, code: str) -> Any:
     """A field the API kept as JSON text (`msgspec.Raw`), decoded here, in the parser process; anything else
     as it is.
 
-    Arrays are what costs to decode (a few bytes of text each, some fifty of memory), so their number is
-    bounded first: every innermost array of valid inputs holds a number or a term, and they nest at most
-    `sweeps.MAX_DEPTH` deep, so twice `max_parameter_values` is far more than valid inputs ever hold."""
+    Arrays and objects are what costs to decode (a few bytes of text each, some fifty of memory), so their
+    number is bounded first, by one count of the text: the innermost arrays of valid parameter values each hold
+    a number, those of observables a term (an object holds terms), and they nest at most `sweeps.MAX_DEPTH`
+    deep, so twice the field's own limit is far more than valid inputs ever hold."""
     if not isinstance(given, msgspec.Raw):
         return given
     text = bytes(given)
-    arrays, limit = text.count(b"["), 2 * limits.max_parameter_values
-    if arrays > limit:
-        raise IntakeError(f"{field} holds {arrays} arrays; the limit is {limit}", code=code,
-                          details={"arrays": arrays, "limit": limit})
+    containers = text.count(b"[") + text.count(b"{")
+    limit = 2 * (limits.max_observable_terms if field == "observables" else limits.max_parameter_values)
+    if containers > limit:
+        raise IntakeError(f"{field} holds {containers} arrays and objects; the limit is {limit}", code=code,
+                          details={"containers": containers, "limit": limit})
     invalid = "invalid_observables" if field == "observables" else "invalid_parameters"
     try:
         return msgspec.json.decode(text)

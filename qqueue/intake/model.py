@@ -5,7 +5,7 @@ No Qiskit here: the API imports this without loading any parser; the parsing hap
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -18,6 +18,18 @@ PRIMITIVE_KINDS = ("sample", "estimate")
 CIRCUIT_KINDS = ("simulate", "transpile", "convert", *PRIMITIVE_KINDS)
 #: Exact outputs of a simulation with shots 0.
 EXACT_OUTPUTS = ("statevector", "probabilities")
+
+
+#: How a request's hash writes what it hashes, and how intake writes inputs back for it
+#: (`IntakeRequest.echo_inputs`): one encoder, so that the two cannot come to differ.
+CANONICAL = msgspec.json.Encoder(order="sorted")
+
+
+class EchoedInputs(NamedTuple):
+    """A PUB's inputs as intake read them, as canonical JSON (`CANONICAL`); None for one not given."""
+
+    parameter_values: bytes | None
+    observables: bytes | None
 
 
 class IntakeLimits(msgspec.Struct, kw_only=True, frozen=True):
@@ -80,9 +92,9 @@ class PreparedTask(msgspec.Struct, kw_only=True, frozen=True):
     parts: list[PreparedTask] | None = None
     #: sample, estimate: the PUB's broadcast shape.
     shape: list[int] | None = None
-    #: With `IntakeRequest.echo_inputs`: the parameter_values and observables read, as canonical JSON (None for
-    #: one not given), or None when the kind reads neither.
-    inputs_json: tuple[bytes | None, bytes | None] | None = None
+    #: With `IntakeRequest.echo_inputs`: the parameter_values and observables read, or None when the kind reads
+    #: neither.
+    inputs_json: EchoedInputs | None = None
 
 
 def check_size(qc: str | bytes, limits: IntakeLimits) -> None:

@@ -437,6 +437,21 @@ def test_a_batch_replayed_with_its_refused_items_spelt_otherwise_is_the_same_req
     assert sql.execute("SELECT count(*) FROM qqueue.tasks WHERE queue = %s", (queue,)).fetchone()[0] == 1
 
 
+def test_inputs_past_a_double_with_an_idempotency_key_are_refused_or_queued_as_without_one(api):
+    headers = {"Content-Type": "application/json"}
+    body = f'{{"kind": "sample", "qc": {json.dumps(SWEEP)}, "parameter_values": [[1e999]]}}'
+    for key in (None, f"past-{uuid.uuid4()}"):
+        keyed = {**headers, "Idempotency-Key": key} if key else headers
+        assert_error(api.client.post("/tasks", content=body, headers=keyed), 422, contains="Number out of range")
+    # A kind without a circuit does not read its inputs: queued with a key as without one.
+    noop = '{"kind": "noop", "queue": "%s", "parameter_values": [1e999]}' % idle_queue()
+    key = f"past-{uuid.uuid4()}"
+    first = api.client.post("/tasks", content=noop, headers={**headers, "Idempotency-Key": key})
+    assert first.status_code == 201, first.text
+    again = api.client.post("/tasks", content=noop, headers={**headers, "Idempotency-Key": key})
+    assert again.status_code == 200 and again.json()["task_id"] == first.json()["task_id"]
+
+
 def test_a_batch_item_not_utf8_or_past_a_double_is_refused_clearly(api):
     bad_bytes = b'{"tasks": [{"kind": "noop", "queue": "q\xff"}]}'
     assert_error(api.client.post("/tasks/batch", content=bad_bytes, headers={"Content-Type": "application/json"}),

@@ -122,7 +122,7 @@ def test_intake_bounds_the_arrays_of_inputs_kept_as_text_before_decoding_them():
     with pytest.raises(IntakeError) as refused:
         pipeline.run(IntakeRequest(qc=SWEEP, kind="sample", limits=limits,
                                    parameter_values=msgspec.Raw(b"[" + b"[]," * 3000 + b"[]]")))
-    assert refused.value.code == "too_many_parameter_sets" and "3002 arrays" in refused.value.message
+    assert refused.value.code == "too_many_parameter_sets" and "3002 arrays and objects" in refused.value.message
     with pytest.raises(IntakeError) as deep:
         pipeline.run(IntakeRequest(qc=SWEEP, kind="sample",
                                    parameter_values=msgspec.Raw(b"[" * 1500 + b"]" * 1500)))
