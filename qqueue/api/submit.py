@@ -31,7 +31,6 @@ from qqueue.webhooks import targets
 MAX_METADATA_BYTES = 8192
 
 
-
 class Caller(NamedTuple):
     """Who submits, as a submit handler needs it: the request's correlation id and the tenant its tasks belong
     to."""
