@@ -444,7 +444,7 @@ def test_inputs_past_a_double_with_an_idempotency_key_are_refused_or_queued_as_w
         keyed = {**headers, "Idempotency-Key": key} if key else headers
         assert_error(api.client.post("/tasks", content=body, headers=keyed), 422, contains="Number out of range")
     # A kind without a circuit does not read its inputs: queued with a key as without one.
-    noop = '{"kind": "noop", "queue": "%s", "parameter_values": [1e999]}' % idle_queue()
+    noop = f'{{"kind": "noop", "queue": "{idle_queue()}", "parameter_values": [1e999]}}'
     key = f"past-{uuid.uuid4()}"
     first = api.client.post("/tasks", content=noop, headers={**headers, "Idempotency-Key": key})
     assert first.status_code == 201, first.text
