@@ -183,7 +183,7 @@ def _first(text: bytes | msgspec.Raw) -> bytes:
     """The first byte of `text` that is not JSON whitespace."""
     view = memoryview(text)
     for start in range(len(view)):
-        if view[start:start + 1] not in (b" ", b"\t", b"\r", b"\n"):
+        if view[start] not in _SPACE:
             return bytes(view[start:start + 1])
     return b""
 

@@ -39,8 +39,10 @@ def read(request: IntakeRequest, circuit: QuantumCircuit, limits: IntakeLimits) 
     """The PUB's (or a simulate sweep's) inputs, checked against the circuit."""
     limit = bounds(limits)
     parameters = [p.name for p in circuit.parameters]
-    given_values = decoded(request.parameter_values, "parameter_values", limits, "too_many_parameter_sets")
-    given_observables = decoded(request.observables, "observables", limits, "too_many_observables")
+    given_values = decoded(request.parameter_values, "parameter_values", limits.max_parameter_values,
+                           too_many="too_many_parameter_sets", invalid="invalid_parameters")
+    given_observables = decoded(request.observables, "observables", limits.max_observable_terms,
+                                too_many="too_many_observables", invalid="invalid_observables")
     values = sweeps.read_values(given_values, parameters, limit)
     observables = None
     if request.kind == "estimate":
@@ -66,23 +68,22 @@ def _echo(given: Any) -> bytes | None:
     return None if given is None else CANONICAL.encode(given)
 
 
-def decoded(given: Any, field: str, limits: IntakeLimits, code: str) -> Any:
+def decoded(given: Any, field: str, field_limit: int, *, too_many: str, invalid: str) -> Any:
     """A field the API kept as JSON text (`msgspec.Raw`), decoded here, in the parser process; anything else
     as it is.
 
     Arrays and objects are what costs to decode (a few bytes of text each, some fifty of memory), so their
     number is bounded first, by one count of the text: the innermost arrays of valid parameter values each hold
     a number, those of observables a term (an object holds terms), and they nest at most `sweeps.MAX_DEPTH`
-    deep, so twice the field's own limit is far more than valid inputs ever hold."""
+    deep, so twice the field's own limit (`field_limit`) is far more than valid inputs ever hold. `too_many` and
+    `invalid` are the codes of the two refusals."""
     if not isinstance(given, msgspec.Raw):
         return given
     text = bytes(given)
-    containers = text.count(b"[") + text.count(b"{")
-    limit = 2 * (limits.max_observable_terms if field == "observables" else limits.max_parameter_values)
+    containers, limit = text.count(b"[") + text.count(b"{"), 2 * field_limit
     if containers > limit:
-        raise IntakeError(f"{field} holds {containers} arrays and objects; the limit is {limit}", code=code,
+        raise IntakeError(f"{field} holds {containers} arrays and objects; the limit is {limit}", code=too_many,
                           details={"containers": containers, "limit": limit})
-    invalid = "invalid_observables" if field == "observables" else "invalid_parameters"
     try:
         return msgspec.json.decode(text)
     except RecursionError:
